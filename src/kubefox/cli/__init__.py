@@ -1,0 +1,1 @@
+"""The ``fox`` command line."""
