@@ -95,11 +95,12 @@ def from_wire(payload: Mapping[str, Any]) -> KubeFoxError:
         details.setdefault("wire_code", raw_code)
     msg = payload.get("msg")
     cause = payload.get("cause")
-    return error_cls(
-        cause if isinstance(cause, str) else "",
-        message=msg if isinstance(msg, str) else None,
-        **{str(k): v for k, v in details.items()},
+    error = error_cls(
+        cause if isinstance(cause, str) else "", message=msg if isinstance(msg, str) else None
     )
+    # set after construction: wire details may use any key, even "message" or "cause"
+    error.details = {str(k): v for k, v in details.items()}
+    return error
 
 
 def error_for_code(code: int) -> type[KubeFoxError]:

@@ -210,3 +210,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
             content_type=content_type,
             values=values,
         )
+
+
+class MatchedEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a component receives on its subject: the event, the route it matched, its env.
+
+    ``route_id`` selects the handler (``-1`` is the default handler); ``env``
+    holds only the variables the target component declared, already resolved
+    from the context's data by the platform (httpsrv or broker).
+    """
+
+    event: Event
+    route_id: int = -1
+    env: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -1,1 +1,138 @@
-"""kubefox.resources."""
+"""Typed kubefox resources, their loading and validation, env layering and problems."""
+
+from kubefox.resources.adapters import FollowRedirects, HTTPAdapter, HTTPAdapterSpec
+from kubefox.resources.conditions import (
+    Condition,
+    ConditionReason,
+    ConditionStatus,
+    ConditionType,
+)
+from kubefox.resources.data import Data, DataDetails, merge_data
+from kubefox.resources.deployments import (
+    AppDeployment,
+    AppDeploymentDetails,
+    AppDeploymentSpec,
+    AppDeploymentStatus,
+    ComponentDefinition,
+    ComponentType,
+    Dependency,
+    EnvVarDefinition,
+    RouteSpec,
+)
+from kubefox.resources.environments import (
+    ArchiveReason,
+    Environment,
+    EnvironmentSpec,
+    Release,
+    ReleaseApp,
+    ReleaseStatus,
+    VirtualEnvironment,
+    VirtualEnvironmentSpec,
+    VirtualEnvironmentStatus,
+)
+from kubefox.resources.kinds import RESOURCE_KINDS, SHORT_NAMES, Resource, kind_for
+from kubefox.resources.loader import dump, load_yaml, parse_resource
+from kubefox.resources.manifests import (
+    ManifestAdapters,
+    ManifestAppDeployment,
+    ManifestEnvironment,
+    ManifestHTTPAdapter,
+    ManifestVirtualEnvironment,
+    ReleaseManifest,
+    ReleaseManifestSpec,
+)
+from kubefox.resources.meta import API_VERSION, Details, ObjectMeta, ObjectRef, OwnerReference
+from kubefox.resources.names import app_deployment_name, clean_name
+from kubefox.resources.platform import (
+    Platform,
+    PlatformComponent,
+    PlatformSpec,
+    PlatformStatus,
+)
+from kubefox.resources.policy import (
+    HistoryLimits,
+    HistoryLimitsOverride,
+    ReleasePolicy,
+    ReleasePolicyOverride,
+    ReleasePolicyType,
+    effective_policy,
+)
+from kubefox.resources.problems import (
+    ObservedProblem,
+    Problem,
+    ProblemSource,
+    ProblemSourceKind,
+    ProblemType,
+    problems_to_yaml,
+)
+from kubefox.resources.validation import adapter_template_refs, validate_app_deployment
+
+__all__ = [
+    "API_VERSION",
+    "RESOURCE_KINDS",
+    "SHORT_NAMES",
+    "AppDeployment",
+    "AppDeploymentDetails",
+    "AppDeploymentSpec",
+    "AppDeploymentStatus",
+    "ArchiveReason",
+    "ComponentDefinition",
+    "ComponentType",
+    "Condition",
+    "ConditionReason",
+    "ConditionStatus",
+    "ConditionType",
+    "Data",
+    "DataDetails",
+    "Dependency",
+    "Details",
+    "EnvVarDefinition",
+    "Environment",
+    "EnvironmentSpec",
+    "FollowRedirects",
+    "HTTPAdapter",
+    "HTTPAdapterSpec",
+    "HistoryLimits",
+    "HistoryLimitsOverride",
+    "ManifestAdapters",
+    "ManifestAppDeployment",
+    "ManifestEnvironment",
+    "ManifestHTTPAdapter",
+    "ManifestVirtualEnvironment",
+    "ObjectMeta",
+    "ObjectRef",
+    "ObservedProblem",
+    "OwnerReference",
+    "Platform",
+    "PlatformComponent",
+    "PlatformSpec",
+    "PlatformStatus",
+    "Problem",
+    "ProblemSource",
+    "ProblemSourceKind",
+    "ProblemType",
+    "Release",
+    "ReleaseApp",
+    "ReleaseManifest",
+    "ReleaseManifestSpec",
+    "ReleasePolicy",
+    "ReleasePolicyOverride",
+    "ReleasePolicyType",
+    "ReleaseStatus",
+    "Resource",
+    "RouteSpec",
+    "VirtualEnvironment",
+    "VirtualEnvironmentSpec",
+    "VirtualEnvironmentStatus",
+    "adapter_template_refs",
+    "app_deployment_name",
+    "clean_name",
+    "dump",
+    "effective_policy",
+    "kind_for",
+    "load_yaml",
+    "merge_data",
+    "parse_resource",
+    "problems_to_yaml",
+    "validate_app_deployment",
+]

@@ -1,1 +1,1 @@
-"""kubefox.telemetry."""
+"""Telemetry: logging now; tracing and metrics arrive with the telemetry issue."""

@@ -1,0 +1,38 @@
+"""Entry point of ``python -m bench [scenario ...]``: one JSON document on stdout.
+
+Scenarios are named functions returning JSON-ready dicts; add one to
+``SCENARIOS`` and it runs by default and by name. Progress goes to stderr so
+stdout stays a single parseable document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bench.router import run_router
+
+SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
+    "router": run_router,
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SCENARIOS)
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        print(
+            f"unknown scenario: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})",
+            file=sys.stderr,
+        )
+        return 2
+    report = {name: SCENARIOS[name]() for name in names}
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

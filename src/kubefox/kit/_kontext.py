@@ -1,0 +1,458 @@
+"""The per-request handle a handler receives: the request, the env, responses and calls out.
+
+One :class:`Kontext` is built for every event a component handles. It is
+cheap on purpose (slots, nothing parsed until asked for, the logger bound
+lazily) because it is built on the hot path, once per request.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import structlog
+
+from kubefox.core import codec
+from kubefox.core.errors import DeadlineExceededError, InvalidError, UnauthorizedError
+from kubefox.core.events import (
+    CONTENT_TYPE_HTML,
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_TEXT,
+    TYPE_ERROR,
+    VAL_HEADER,
+    VAL_HOST,
+    VAL_METHOD,
+    VAL_PATH,
+    VAL_PATH_SUFFIX,
+    VAL_QUERY,
+    VAL_URL,
+    Category,
+    Component,
+    ComponentType,
+    Event,
+)
+from kubefox.core.values import Value, to_str
+from kubefox.kit._declarations import Dependency, EnvVar
+from kubefox.kit._headers import HeaderInput, first, header_map, lookup, query_map, string_lists
+from kubefox.kit._messages import Reply, Response, parse_json
+from kubefox.kit._transport import Transport
+
+_NS = 1_000_000_000
+_MISSING: Any = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    """What every Kontext of one running Kit shares: identity, limits and the transport."""
+
+    identity: Component
+    broker_subject: str
+    max_event_size: int
+    transport: Transport
+    dependencies: Mapping[str, Dependency]
+    logger: structlog.typing.FilteringBoundLogger
+    clock: Callable[[], float]
+
+
+class Kontext:
+    """Everything a handler needs for one request.
+
+    Read the incoming request (:attr:`method`, :attr:`path`, :meth:`header`,
+    :meth:`query`, :meth:`param`, :attr:`body`...) and the component's env vars
+    (:meth:`env`); build the :class:`~kubefox.kit.Response` to return
+    (:meth:`text`, :meth:`json`, :meth:`html`, :meth:`bytes`, :meth:`accepts`,
+    :meth:`respond`); call dependencies (:meth:`request`, :meth:`forward`)
+    within the request's deadline.
+
+    Attributes:
+        event: The incoming event, as received.
+        deadline: When the request's time to live runs out, on the event loop's clock.
+    """
+
+    __slots__ = ("_env", "_log", "_session", "deadline", "event")
+
+    def __init__(
+        self, event: Event, *, env: Mapping[str, Value], deadline: float, session: Session
+    ) -> None:
+        self.event = event
+        self.deadline = deadline
+        self._env = env
+        self._session = session
+        self._log: structlog.typing.FilteringBoundLogger | None = None
+
+    # -- the incoming request ------------------------------------------------------------
+
+    def _value(self, key: str) -> str:
+        raw = self.event.values.get(key)
+        return raw if isinstance(raw, str) else to_str(raw)
+
+    @property
+    def method(self) -> str:
+        """The HTTP method (``GET``...), or ``""`` if the event has none."""
+        return self._value(VAL_METHOD)
+
+    @property
+    def path(self) -> str:
+        """The URL path, e.g. ``/qa/hello``."""
+        return self._value(VAL_PATH)
+
+    @property
+    def url(self) -> str:
+        """The full URL of the request, as the HTTP adapter saw it."""
+        return self._value(VAL_URL)
+
+    @property
+    def host(self) -> str:
+        """The lower-cased host, port included, e.g. ``localhost:8080``."""
+        return self._value(VAL_HOST)
+
+    @property
+    def path_suffix(self) -> str:
+        """What follows a ``PathPrefix`` match, without a leading ``/``."""
+        return self._value(VAL_PATH_SUFFIX)
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        """Every request header: canonical names (``Content-Type``) to lists of values."""
+        return string_lists(self.event.values.get(VAL_HEADER))
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
+        return first(lookup(self.headers, name))
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive); ``[]`` if absent."""
+        return list(lookup(self.headers, name))
+
+    @property
+    def queries(self) -> dict[str, list[str]]:
+        """Every query parameter: names to lists of values."""
+        return string_lists(self.event.values.get(VAL_QUERY))
+
+    def query(self, name: str) -> str | None:
+        """The first value of query parameter ``name``, or ``None``."""
+        return first(self.queries.get(name, ()))
+
+    def query_all(self, name: str) -> list[str]:
+        """Every value of query parameter ``name``; ``[]`` if absent."""
+        return list(self.queries.get(name, ()))
+
+    def param(self, name: str) -> str | None:
+        """Route parameter ``name``, else query parameter ``name``, else header ``name``.
+
+        This is upstream's lookup order, so ``{id}`` in a route, ``?id=`` and an
+        ``Id`` header all answer ``k.param("id")``.
+        """
+        if name in self.event.params:
+            return to_str(self.event.params[name])
+        found = self.query(name)
+        return found if found is not None else self.header(name)
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the request body."""
+        return self.event.content_type
+
+    @property
+    def body(self) -> builtins.bytes:
+        """The request body as bytes."""
+        return self.event.content
+
+    @property
+    def body_text(self) -> str:
+        """The request body decoded as UTF-8; undecodable bytes become U+FFFD."""
+        return self.event.content.decode("utf-8", errors="replace")
+
+    def body_json(self) -> Any:
+        """The request body parsed as JSON.
+
+        Raises:
+            UnknownContentTypeError: the content type is not JSON or the body does not parse.
+        """
+        return parse_json(self.event.content_type, self.event.content)
+
+    # -- env, logging and time ----------------------------------------------------------
+
+    def env(self, var: EnvVar | str) -> Value:
+        """The value of an env var the platform passed with this request, or ``None``.
+
+        Only declared variables are ever passed (see :meth:`Kit.env_var
+        <kubefox.kit.Kit.env_var>`).
+        """
+        return self._env.get(var.name if isinstance(var, EnvVar) else var)
+
+    def env_str(self, var: EnvVar | str) -> str:
+        """The value of an env var as text; ``""`` when it is missing."""
+        return to_str(self.env(var))
+
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger:
+        """A logger bound to this request: event id, app, component and context."""
+        if self._log is None:
+            context = self.event.context
+            self._log = self._session.logger.bind(
+                event_id=self.event.id,
+                virtual_environment=context.virtual_environment,
+                app_deployment=context.app_deployment,
+            )
+        return self._log
+
+    def remaining(self) -> float:
+        """Seconds left before :attr:`deadline`; never negative."""
+        return max(0.0, self.deadline - self._session.clock())
+
+    # -- responses ----------------------------------------------------------------------
+
+    def text(self, text: str, *, status: int = 200, headers: HeaderInput | None = None) -> Response:
+        """A ``text/plain; charset=UTF-8`` response."""
+        return Response(
+            status=status,
+            headers=header_map(headers),
+            content_type=CONTENT_TYPE_TEXT,
+            content=text.encode(),
+        )
+
+    def html(self, html: str, *, status: int = 200, headers: HeaderInput | None = None) -> Response:
+        """A ``text/html; charset=UTF-8`` response."""
+        return Response(
+            status=status,
+            headers=header_map(headers),
+            content_type=CONTENT_TYPE_HTML,
+            content=html.encode(),
+        )
+
+    def json(self, obj: Any, *, status: int = 200, headers: HeaderInput | None = None) -> Response:
+        """An ``application/json; charset=UTF-8`` response holding ``obj`` as JSON.
+
+        Raises:
+            TypeError: ``obj`` holds something JSON cannot represent.
+        """
+        return Response(
+            status=status,
+            headers=header_map(headers),
+            content_type=CONTENT_TYPE_JSON,
+            content=msgspec.json.encode(obj),
+        )
+
+    def accepts(
+        self,
+        *,
+        json: Any,
+        html: str,
+        text: str,
+        status: int = 200,
+        headers: HeaderInput | None = None,
+    ) -> Response:
+        """The JSON, HTML or text response, picked by the request's ``Accept`` header.
+
+        ``Accept`` containing ``application/json`` gets JSON, else containing
+        ``text/html`` gets HTML, else text (upstream's ``SendAccepts``). The
+        response carries ``Vary: Accept`` so caches keep the variants apart.
+        """
+        accept = ",".join(lookup(self.headers, "Accept")).lower()
+        merged = header_map(headers)
+        merged.setdefault("Vary", []).append("Accept")
+        if "application/json" in accept:
+            return self.json(json, status=status, headers=merged)
+        if "text/html" in accept:
+            return self.html(html, status=status, headers=merged)
+        return self.text(text, status=status, headers=merged)
+
+    def respond(self, reply: Reply) -> Response:
+        """A response forwarding ``reply`` (a dependency's answer) as it is."""
+        return Response(
+            status=reply.status_code,
+            headers=reply.headers,
+            content_type=reply.content_type,
+            content=reply.content,
+        )
+
+    # Last, so the method named ``bytes`` shadows the builtin in no annotation above.
+    def bytes(
+        self,
+        content: builtins.bytes,
+        content_type: str,
+        *,
+        status: int = 200,
+        headers: HeaderInput | None = None,
+    ) -> Response:
+        """A response with ``content`` of media type ``content_type``."""
+        return Response(
+            status=status,
+            headers=header_map(headers),
+            content_type=content_type,
+            content=content,
+        )
+
+    # -- calls to dependencies ----------------------------------------------------------
+
+    async def request(
+        self,
+        dependency: Dependency,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        query: HeaderInput | None = None,
+        headers: HeaderInput | None = None,
+        body: builtins.bytes | str | None = None,
+        json: Any = _MISSING,
+        content_type: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - it also caps the TTL sent on
+    ) -> Reply:
+        """Send a request to ``dependency`` and wait for its reply.
+
+        The request carries this request's context and trace, and at most the
+        time left (:meth:`remaining`, or ``timeout`` if shorter).
+
+        Args:
+            dependency: A dependency declared on this component's Kit.
+            method: HTTP method to set.
+            path: URL path to set.
+            query: Query parameters to set.
+            headers: Headers to set.
+            body: Body to send; ``str`` is sent as UTF-8 text.
+            json: An object to send as a JSON body (instead of ``body``).
+            content_type: Media type of ``body``; defaults to text for ``str``
+                and ``application/octet-stream`` for ``bytes``.
+            timeout: Seconds to wait at most, within the request's deadline.
+
+        Returns:
+            The dependency's reply.
+
+        Raises:
+            UnauthorizedError: ``dependency`` was not declared on this Kit.
+            InvalidError: both ``body`` and ``json`` were given.
+            DeadlineExceededError: no reply came in time (or no time was left).
+            UnavailableError: nothing is running that could take the request.
+            KubeFoxError: the error the dependency (or the platform) answered with.
+        """
+        values: dict[str, Any] = {}
+        return await self._send(
+            dependency,
+            values,
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            json=json,
+            content_type=content_type,
+            content=(b"", ""),
+            limit=timeout,
+        )
+
+    async def forward(
+        self,
+        dependency: Dependency,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        query: HeaderInput | None = None,
+        headers: HeaderInput | None = None,
+        body: builtins.bytes | str | None = None,
+        json: Any = _MISSING,
+        content_type: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - it also caps the TTL sent on
+    ) -> Reply:
+        """Send a copy of the incoming request to ``dependency`` and wait for its reply.
+
+        Method, URL, path, query, headers and body are copied from the incoming
+        event; any argument given replaces the copied part. Arguments and errors
+        are those of :meth:`request`.
+        """
+        return await self._send(
+            dependency,
+            dict(self.event.values),
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            json=json,
+            content_type=content_type,
+            content=(self.event.content, self.event.content_type),
+            limit=timeout,
+        )
+
+    async def _send(
+        self,
+        dependency: Dependency,
+        values: dict[str, Any],
+        *,
+        method: str | None,
+        path: str | None,
+        query: HeaderInput | None,
+        headers: HeaderInput | None,
+        body: builtins.bytes | str | None,
+        json: Any,
+        content_type: str | None,
+        content: tuple[builtins.bytes, str],
+        limit: float | None,
+    ) -> Reply:
+        session = self._session
+        if session.dependencies.get(dependency.name) != dependency:
+            declare = (
+                "kit.http_adapter"
+                if dependency.type == ComponentType.HTTP_ADAPTER
+                else "kit.component"
+            )
+            raise UnauthorizedError(
+                f"{dependency.type} {dependency.name!r} is not a declared dependency of this "
+                f"component; declare it with {declare}({dependency.name!r}) before start",
+                dependency=dependency.name,
+            )
+        if method is not None:
+            values[VAL_METHOD] = method.upper()
+        if path is not None:
+            values[VAL_PATH] = path
+        if query is not None:
+            values[VAL_QUERY] = query_map(query)
+        if headers is not None:
+            values[VAL_HEADER] = header_map(headers)
+        data, media = _body(body, json, content_type, default=content)
+
+        budget = self.remaining() if limit is None else min(self.remaining(), limit)
+        if budget <= 0:
+            raise DeadlineExceededError(
+                f"no time left to call {dependency.name!r}", dependency=dependency.name
+            )
+        request = self.event.child(
+            category=Category.REQUEST,
+            source=session.identity,
+            target=Component(type=dependency.type, name=dependency.name),
+            type=dependency.event_type,
+            ttl=int(budget * _NS),
+            values=values,
+            content=data,
+            content_type=media,
+        )
+        payload = codec.encode(request, max_size=session.max_event_size)
+        answer = await session.transport.request(session.broker_subject, payload, timeout=budget)
+        reply = codec.decode(answer, max_size=session.max_event_size)
+        if reply.type == TYPE_ERROR:
+            raise codec.error_from_event(reply)
+        return Reply(reply)
+
+
+def _body(
+    body: builtins.bytes | str | None,
+    json: Any,
+    content_type: str | None,
+    *,
+    default: tuple[builtins.bytes, str],
+) -> tuple[builtins.bytes, str]:
+    """The content and content type to send, from what the caller passed."""
+    if json is not _MISSING:
+        if body is not None:
+            raise InvalidError("pass either body or json, not both")
+        return msgspec.json.encode(json), content_type or CONTENT_TYPE_JSON
+    if isinstance(body, str):
+        return body.encode(), content_type or CONTENT_TYPE_TEXT
+    if body is not None:
+        return body, content_type or "application/octet-stream"
+    if content_type is not None:
+        return default[0], content_type
+    return default

@@ -1,0 +1,335 @@
+"""One running component instance: receive events, run handlers, answer, stay registered.
+
+nats-py hands a subscription's messages to its callback one at a time, so a
+handler that awaits anything (a call to another component) would serialise
+the whole component (DESIGN.md §7). The server therefore spawns one task per
+event, owned by a TaskGroup, with a semaphore bounding the events in flight:
+when it is full the receiver waits, the transport stops reading, and the
+back-pressure reaches NATS instead of memory.
+
+Shutdown follows STYLE §2.6: stop accepting (drain the subscription), let
+in-flight handlers finish within the shutdown grace, cancel the rest,
+deregister. A watchdog ends the run with :class:`BrokerUnavailableError` when
+the NATS connection stays lost longer than the platform grace, so a component
+cut off from its platform exits instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+
+from kubefox.core import codec, subjects
+from kubefox.core.errors import (
+    BrokerUnavailableError,
+    DeadlineExceededError,
+    KubeFoxError,
+    NotFoundError,
+)
+from kubefox.core.events import (
+    VAL_HEADER,
+    VAL_STATUS,
+    VAL_STATUS_CODE,
+    Category,
+    Component,
+    ComponentType,
+    Event,
+    MatchedEvent,
+)
+from kubefox.kit._declarations import Dependency, Handler, RouteSpec
+from kubefox.kit._kontext import Kontext, Session
+from kubefox.kit._messages import Response, status_text
+from kubefox.kit._settings import KitSettings
+from kubefox.kit._transport import Transport
+from kubefox.kit._wire import decode_matched
+
+_NS = 1_000_000_000
+DEFAULT_ROUTE = -1
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def registration_key(settings: KitSettings) -> str:
+    """``<platform>.<app>.<name>.<hash>.<instance>``: the instance's registry key."""
+    return ".".join(
+        (settings.platform, settings.app, settings.name, settings.hash, settings.instance_id)
+    )
+
+
+class Server:
+    """Serves one Kit's handlers on a transport until stopped or cut off."""
+
+    def __init__(
+        self,
+        *,
+        settings: KitSettings,
+        transport: Transport,
+        routes: Sequence[RouteSpec],
+        default: Handler | None,
+        dependencies: Mapping[str, Dependency],
+        definition: Mapping[str, Any],
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._handlers = [route.handler for route in routes]
+        self._default = default
+        self._definition = definition
+        self._identity = Component(
+            type=ComponentType.KUBEFOX,
+            app=settings.app,
+            name=settings.name,
+            hash=settings.hash,
+            id=settings.instance_id,
+        )
+        self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger("kubefox.kit").bind(
+            app=settings.app, component=settings.name
+        )
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time
+        self._session = Session(
+            identity=self._identity,
+            broker_subject=subjects.broker(
+                settings.platform, settings.app, settings.name, settings.hash, settings.instance_id
+            ),
+            max_event_size=settings.max_event_size,
+            transport=transport,
+            dependencies=dict(dependencies),
+            logger=self._log,
+            clock=self._clock,
+        )
+        self._key = registration_key(settings)
+        self._started_at = _now()
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = False
+        self._tasks: asyncio.TaskGroup | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Events being handled right now."""
+        return len(self._in_flight)
+
+    async def serve(self, stopping: asyncio.Event) -> None:
+        """Serve until ``stopping`` is set, then shut down gracefully.
+
+        Raises:
+            BrokerUnavailableError: the connection was lost for longer than the
+                platform grace, or the subscription could not be made.
+        """
+        s = self._settings
+        subject = subjects.component(s.platform, s.app, s.name, s.hash)
+        queue = subjects.component_queue(s.platform, s.app, s.name, s.hash)
+        failure: KubeFoxError | None = None
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            watchdog = tasks.create_task(self._watch(stopping))
+            heartbeat: asyncio.Task[None] | None = None
+            try:
+                self._accepting = True
+                await self._transport.subscribe(subject, queue=queue, receiver=self._receive)
+                await self._register()
+                heartbeat = tasks.create_task(self._heartbeat())
+                self._log.info("kit.started", subject=subject, instance=s.instance_id)
+                await stopping.wait()
+            except KubeFoxError as exc:
+                failure = exc
+            if watchdog.done():
+                failure = watchdog.result()
+            self._log.info("kit.stopping", in_flight=self.in_flight)
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if failure is None:
+                await self._drain()
+            self._accepting = False
+            for task in tuple(self._in_flight):
+                task.cancel()
+            watchdog.cancel()
+        self._tasks = None
+        if failure is not None:
+            self._log.error("kit.failed", error=str(failure))
+            raise failure
+        await self._deregister()
+        self._log.info("kit.stopped")
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def _receive(self, data: bytes, reply: str) -> None:
+        await self._slots.acquire()
+        if not self._accepting or self._tasks is None:
+            self._slots.release()
+            self._log.warning("event.dropped", reason="stopping")
+            return
+        task = self._tasks.create_task(self._handle(data, reply))
+        self._in_flight.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+        if not self._in_flight:
+            self._idle.set()
+
+    async def _handle(self, data: bytes, reply: str) -> None:
+        try:
+            answer = await self._process(data)
+            if reply:
+                await self._transport.respond(reply, answer)
+        except KubeFoxError as exc:
+            self._log.warning("event.reply_failed", error=str(exc))
+        except Exception:  # noqa: BLE001 - a task boundary: log it, never end the TaskGroup
+            self._log.exception("event.failed")
+
+    async def _process(self, data: bytes) -> bytes:
+        try:
+            matched = decode_matched(data, max_size=self._settings.max_event_size)
+        except KubeFoxError as exc:
+            self._log.warning("event.rejected", error=str(exc))
+            return self._error(Event(), exc)
+        event = matched.event
+        deadline = self._clock() + event.ttl / _NS
+        try:
+            response = await self._dispatch(matched, deadline)
+        except KubeFoxError as exc:
+            return self._error(event, exc)
+        return self._response(event, response, deadline)
+
+    async def _dispatch(self, matched: MatchedEvent, deadline: float) -> Response:
+        """Run the handler ``matched`` selects; every failure is raised as a KubeFoxError."""
+        event = matched.event
+        if event.ttl <= 0:
+            raise DeadlineExceededError("event arrived with no time left")
+        # Typed handlers return a Response; untyped code may not, and is checked below.
+        handler: Callable[[Kontext], Awaitable[object]] = self._handler(matched.route_id)
+        kontext = Kontext(event, env=matched.env, deadline=deadline, session=self._session)
+        scope = asyncio.timeout_at(deadline)
+        try:
+            async with scope:
+                response = await handler(kontext)
+        except KubeFoxError as exc:
+            self._log.info("handler.error", event_id=event.id, error=str(exc), code=exc.code)
+            raise
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise self._unexpected(event) from None
+            self._log.info("handler.timed_out", event_id=event.id)
+            raise DeadlineExceededError(
+                "the handler did not answer within the event's TTL"
+            ) from exc
+        except Exception:  # noqa: BLE001 - a handler bug: log it here, never leak it to the caller
+            raise self._unexpected(event) from None
+        if not isinstance(response, Response):
+            what = "no response" if response is None else f"a {type(response).__name__}"
+            self._log.error("handler.failed", event_id=event.id, returned=what)
+            raise KubeFoxError(f"handler returned {what}")
+        return response
+
+    def _handler(self, route_id: int) -> Handler:
+        if route_id == DEFAULT_ROUTE:
+            if self._default is None:
+                raise NotFoundError("default handler not found")
+            return self._default
+        if 0 <= route_id < len(self._handlers):
+            return self._handlers[route_id]
+        raise NotFoundError("invalid route id", route_id=route_id)
+
+    def _response(self, request: Event, response: Response, deadline: float) -> bytes:
+        values: dict[str, Any] = {
+            VAL_STATUS_CODE: response.status,
+            VAL_STATUS: status_text(response.status),
+        }
+        if response.headers:
+            values[VAL_HEADER] = response.headers
+        event = request.child(
+            category=Category.RESPONSE,
+            source=self._identity,
+            target=request.source,
+            ttl=max(0, int((deadline - self._clock()) * _NS)),
+            values=values,
+            content=response.content,
+            content_type=response.content_type,
+        )
+        try:
+            return codec.encode(event, max_size=self._settings.max_event_size)
+        except KubeFoxError as exc:
+            self._log.warning("response.rejected", event_id=request.id, error=str(exc))
+            return self._error(request, exc)
+
+    def _unexpected(self, request: Event) -> KubeFoxError:
+        """Log the exception being handled, with its traceback; the error to answer with."""
+        self._log.exception("handler.failed", event_id=request.id)
+        return KubeFoxError(f"handler failed (event {request.id})")
+
+    def _error(self, request: Event, error: KubeFoxError) -> bytes:
+        event = codec.error_event(request, error, source=self._identity)
+        return codec.encode(event, max_size=self._settings.max_event_size)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.shutdown_grace):
+                await self._transport.unsubscribe()
+                await self._idle.wait()
+        except TimeoutError:
+            self._log.warning("kit.drain_timed_out", cancelled=self.in_flight)
+
+    async def _watch(self, stopping: asyncio.Event) -> BrokerUnavailableError | None:
+        grace = self._settings.platform_grace
+        while True:
+            await self._transport.wait_disconnected()
+            self._log.warning("connection.lost", grace=grace)
+            try:
+                async with asyncio.timeout(grace):
+                    await self._transport.wait_connected()
+            except TimeoutError:
+                stopping.set()
+                return BrokerUnavailableError(
+                    f"the connection to NATS was lost for more than {grace:g}s"
+                )
+            self._log.info("connection.restored")
+
+    def _record(self) -> bytes:
+        s = self._settings
+        return msgspec.json.encode(
+            {
+                "platform": s.platform,
+                "app": s.app,
+                "name": s.name,
+                "hash": s.hash,
+                "id": s.instance_id,
+                "pid": os.getpid(),
+                "startedAt": self._started_at,
+                "heartbeatAt": _now(),
+                "definition": self._definition,
+            }
+        )
+
+    async def _register(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.heartbeat_interval):
+                await self._transport.register(self._key, self._record())
+        except (KubeFoxError, TimeoutError) as exc:
+            self._log.warning("registration.failed", key=self._key, error=str(exc))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval)
+            await self._register()
+
+    async def _deregister(self) -> None:
+        try:
+            async with asyncio.timeout(self._settings.heartbeat_interval):
+                await self._transport.deregister(self._key)
+        except (KubeFoxError, TimeoutError) as exc:
+            self._log.warning("deregistration.failed", key=self._key, error=str(exc))

