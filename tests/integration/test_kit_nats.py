@@ -31,18 +31,18 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from kubefox.core import codec, subjects
+from kubefox.core.codec import encode_matched
 from kubefox.core.events import Category, Component, Event, EventContext, MatchedEvent
 from kubefox.kit import (
     BrokerUnavailableError,
     Kit,
     KitSettings,
-    KubeFoxError,
     Kontext,
+    KubeFoxError,
     Response,
     UnavailableError,
 )
 from kubefox.kit._nats import INSTANCES_BUCKET, MIN_RECORD_AGE
-from kubefox.kit._wire import encode_matched
 from tests.servers import running_nats_server
 from tests.unit.kit import apps
 
@@ -112,14 +112,14 @@ async def registered(kv: KeyValue, key: str, *, revisions: int = 1) -> dict[str,
         seen = 0
         async with asyncio.timeout(5.0):
             while True:
-                entry = await watcher.updates(timeout=5.0)
+                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
                 if entry is not None and entry.operation is None and entry.value:
                     seen += 1
                     if seen >= revisions:
                         record: dict[str, object] = json.loads(entry.value)
                         return record
     finally:
-        await watcher.stop()
+        await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 async def absent(kv: KeyValue, key: str) -> bool:
@@ -190,7 +190,9 @@ async def httpsrv_call(
 
 
 @contextlib.asynccontextmanager
-async def running(kit: Kit, settings: KitSettings, kv: KeyValue) -> AsyncIterator[asyncio.Task[None]]:
+async def running(
+    kit: Kit, settings: KitSettings, kv: KeyValue
+) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``kit`` until the block ends; ready once its registration record is in the KV."""
     run = asyncio.create_task(kit.run(settings))
     ready = asyncio.create_task(registered(kv, key_of(settings)))
@@ -230,9 +232,7 @@ async def test_hello_world_over_nats(nc: Client, kv: KeyValue, nats_url: str) ->
     assert json.loads(as_json.content) == {"msg": "👋 Hello World!"}
 
 
-async def test_registration_is_kept_fresh_and_removed_on_stop(
-    kv: KeyValue, nats_url: str
-) -> None:
+async def test_registration_is_kept_fresh_and_removed_on_stop(kv: KeyValue, nats_url: str) -> None:
     """The record is in the KV, re-put every heartbeat, and deleted when the Kit stops."""
     kit = apps.backend()
     s = kit_settings(fresh_platform(), nats_url, "backend", heartbeat_interval=0.05)
@@ -411,7 +411,7 @@ def start_component(tmp_path: Path, environ: Mapping[str, str]) -> subprocess.Po
     script = tmp_path / "component.py"
     script.write_text(COMPONENT, encoding="utf-8")
     env = {**os.environ, **environ}
-    return subprocess.Popen(  # noqa: S603 - our interpreter and our own script
+    return subprocess.Popen(
         [sys.executable, str(script)],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -434,9 +434,17 @@ def component_environ(s: KitSettings) -> dict[str, str]:
     }
 
 
-async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
+def resident_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MB, from Linux's /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    pytest.fail(f"no VmRSS for process {pid}")
+
+
+async def wait_exit(process: subprocess.Popen[bytes], within: float) -> int:
     """The exit code of ``process``, waited for without blocking the event loop."""
-    return await asyncio.wait_for(asyncio.to_thread(process.wait), timeout)
+    return await asyncio.wait_for(asyncio.to_thread(process.wait), within)
 
 
 async def test_sigterm_stops_a_component_process_cleanly(
@@ -449,6 +457,7 @@ async def test_sigterm_stops_a_component_process_cleanly(
     try:
         await registered(kv, key_of(s))
         reply = await httpsrv_call(nc, platform, "backend")
+        rss = resident_mb(process.pid)
 
         process.send_signal(signal.SIGTERM)
         code = await wait_exit(process, 5.0)
@@ -459,6 +468,7 @@ async def test_sigterm_stops_a_component_process_cleanly(
         process.stderr.close()
 
     assert reply.content == b"hi"
+    assert rss < 60, f"an idle component uses {rss:.1f} MB resident"
     assert code == 0
     assert await absent(kv, key_of(s))
 

@@ -20,14 +20,14 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from kubefox.core import routes
+from kubefox.core import route_ast, routes
 from kubefox.core.events import VAL_HEADER, VAL_HOST, VAL_METHOD, VAL_PATH, VAL_QUERY, Event
 
 T = TypeVar("T", bound=Hashable)
 
 _Params = list[tuple[str, str]]
 _Predicate = Callable[["_EventView", _Params], bool]
-_Segments = tuple[routes.Segment, ...]
+_Segments = tuple[route_ast.Segment, ...]
 
 # Key of the path suffix in the params list; "\0" is never part of a param name.
 _SUFFIX = "\0suffix"
@@ -88,7 +88,7 @@ class Route(Generic[T]):
     rule: str
     priority: int
     target: T
-    node: routes.Rule = field(repr=False, compare=False)
+    node: route_ast.Rule = field(repr=False, compare=False)
     predicate: _Predicate = field(repr=False, compare=False)
 
     def matches(self, event: Event) -> Match[T] | None:
@@ -134,19 +134,19 @@ def compile_route(rule: str, *, target: T, id: int = 0, priority: int | None = N
     )
 
 
-def _compile(node: routes.Rule) -> tuple[_Predicate, bool]:
+def _compile(node: route_ast.Rule) -> tuple[_Predicate, bool]:
     """The predicate for ``node`` and whether it may capture params."""
-    if isinstance(node, routes.And | routes.Or | routes.Not):
+    if isinstance(node, route_ast.And | route_ast.Or | route_ast.Not):
         return _compile_logic(node)
-    if isinstance(node, routes.Path | routes.PathPrefix):
-        return _segments_predicate(node.segments, prefix=isinstance(node, routes.PathPrefix))
-    if isinstance(node, routes.Host):
+    if isinstance(node, route_ast.Path | route_ast.PathPrefix):
+        return _segments_predicate(node.segments, prefix=isinstance(node, route_ast.PathPrefix))
+    if isinstance(node, route_ast.Host):
         return _host_predicate(node.segments)
     return _compile_simple(node), False
 
 
-def _compile_logic(node: routes.And | routes.Or | routes.Not) -> tuple[_Predicate, bool]:
-    if isinstance(node, routes.Not):
+def _compile_logic(node: route_ast.And | route_ast.Or | route_ast.Not) -> tuple[_Predicate, bool]:
+    if isinstance(node, route_ast.Not):
         inner, captures = _compile(node.operand)
         if captures:
             return _negation_rollback(inner), False
@@ -154,20 +154,20 @@ def _compile_logic(node: routes.And | routes.Or | routes.Not) -> tuple[_Predicat
     compiled = [_compile(operand) for operand in node.operands]
     captures = any(c for _, c in compiled)
     predicates = [p for p, _ in compiled]
-    if isinstance(node, routes.And):
+    if isinstance(node, route_ast.And):
         return _all_of(predicates), captures
     return _any_of(predicates, rollback=captures), captures
 
 
 def _compile_simple(
-    node: routes.Header | routes.Query | routes.Method | routes.Type | routes.All,
+    node: route_ast.Header | route_ast.Query | route_ast.Method | route_ast.Type | route_ast.All,
 ) -> _Predicate:
-    if isinstance(node, routes.Header | routes.Query):
+    if isinstance(node, route_ast.Header | route_ast.Query):
         return _value_predicate(node)
-    if isinstance(node, routes.Method):
+    if isinstance(node, route_ast.Method):
         methods = frozenset(m.upper() for m in node.methods)
         return lambda view, out: view.method in methods
-    if isinstance(node, routes.Type):
+    if isinstance(node, route_ast.Type):
         exact, lower = node.value, node.value.lower()
         return lambda view, out: view.type == exact or view.type_lower.endswith(lower)
     return lambda view, out: True
@@ -215,7 +215,7 @@ def _segment_checks(
     params: list[tuple[int, Callable[[str], object] | None, str]] = []
     rest: str | None = None
     for i, segment in enumerate(segments):
-        if isinstance(segment, routes.Literal):
+        if isinstance(segment, route_ast.Literal):
             literals.append((i, segment.text))
         elif segment.rest:
             rest = segment.name
@@ -269,7 +269,7 @@ def _segments_predicate(segments: _Segments, *, prefix: bool) -> tuple[_Predicat
 
 def _host_predicate(segments: _Segments) -> tuple[_Predicate, bool]:
     lowered = tuple(
-        routes.Literal(text=s.text.lower()) if isinstance(s, routes.Literal) else s
+        route_ast.Literal(text=s.text.lower()) if isinstance(s, route_ast.Literal) else s
         for s in segments
     )
     literals, params, _ = _segment_checks(lowered, "[^.]+")
@@ -294,8 +294,8 @@ def _host_predicate(segments: _Segments) -> tuple[_Predicate, bool]:
     return pattern, True
 
 
-def _value_predicate(node: routes.Header | routes.Query) -> _Predicate:
-    is_header = isinstance(node, routes.Header)
+def _value_predicate(node: route_ast.Header | route_ast.Query) -> _Predicate:
+    is_header = isinstance(node, route_ast.Header)
     key = _canonical_header(node.name) if is_header else node.name
     value = node.value
 
@@ -305,9 +305,9 @@ def _value_predicate(node: routes.Header | routes.Query) -> _Predicate:
             return found
         return (found,) if isinstance(found, str) else ()
 
-    if isinstance(value, routes.AnyValue):
+    if isinstance(value, route_ast.AnyValue):
         return lambda view, out: bool(values_of(view))
-    if isinstance(value, routes.Literal):
+    if isinstance(value, route_ast.Literal):
         text = value.text
         return lambda view, out: text in values_of(view)
     check = re.compile(value.pattern).fullmatch
@@ -321,37 +321,42 @@ def _canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
-def _index_keys(node: routes.Rule) -> tuple[str | None, str | None]:
+def _index_keys(node: route_ast.Rule) -> tuple[str | None, str | None]:
     """The literal host and first path segment every match of ``node`` must have."""
     host: str | None = None
     first: str | None = None
-    for term in node.operands if isinstance(node, routes.And) else (node,):
-        if isinstance(term, routes.Host) and all(
-            isinstance(s, routes.Literal) for s in term.segments
+    for term in node.operands if isinstance(node, route_ast.And) else (node,):
+        if isinstance(term, route_ast.Host) and all(
+            isinstance(s, route_ast.Literal) for s in term.segments
         ):
-            host = ".".join(s.text.lower() for s in term.segments if isinstance(s, routes.Literal))
-        elif isinstance(term, routes.Path | routes.PathPrefix):
-            if term.segments and isinstance(term.segments[0], routes.Literal):
+            host = ".".join(
+                s.text.lower() for s in term.segments if isinstance(s, route_ast.Literal)
+            )
+        elif isinstance(term, route_ast.Path | route_ast.PathPrefix):
+            if term.segments and isinstance(term.segments[0], route_ast.Literal):
                 first = term.segments[0].text
-            elif isinstance(term, routes.Path) and not term.segments:
+            elif isinstance(term, route_ast.Path) and not term.segments:
                 first = ""  # Path(`/`): only the root, whose first segment is ""
     return host, first
 
 
-def _path_bounds(node: routes.Rule) -> tuple[int, int]:
+_UNBOUNDED = 1 << 62
+
+
+def _path_bounds(node: route_ast.Rule) -> tuple[int, int]:
     """Fewest and most path segments any match of ``node`` can have."""
     low, high = 0, _UNBOUNDED
-    for term in node.operands if isinstance(node, routes.And) else (node,):
-        if isinstance(term, routes.Path | routes.PathPrefix):
+    for term in node.operands if isinstance(node, route_ast.And) else (node,):
+        if isinstance(term, route_ast.Path | route_ast.PathPrefix):
             size = len(term.segments)
-            rest = bool(term.segments) and getattr(term.segments[-1], "rest", False)
+            last = term.segments[-1] if term.segments else None
             low = max(low, size)
-            if isinstance(term, routes.Path) and not rest:
+            if isinstance(term, route_ast.Path) and not (
+                isinstance(last, route_ast.Param) and last.rest
+            ):
                 high = min(high, size)
     return low, high
 
-
-_UNBOUNDED = 1 << 62
 
 # (rank, predicate, route, fewest segments, most segments): the bounds reject
 # most candidates without calling into the predicate's closures.
@@ -368,8 +373,10 @@ class RouteMatcher(Generic[T]):
     immutable: build a new one when the set of routes changes.
     """
 
-    def __init__(self, routes_: Iterable[Route[T]]) -> None:
-        ordered = sorted(routes_, key=lambda route: -route.priority)  # stable: ties keep order
+    def __init__(self, compiled_routes: Iterable[Route[T]]) -> None:
+        ordered = sorted(
+            compiled_routes, key=lambda route: -route.priority
+        )  # stable: ties keep order
         self._routes: tuple[Route[T], ...] = tuple(ordered)
         self._by_host_first: dict[str, dict[str, list[_Entry]]] = {}
         self._by_host: dict[str, list[_Entry]] = {}

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from kubefox.core.errors import BrokerUnavailableError, InvalidError
@@ -155,11 +155,6 @@ class Kit:
 
     # -- the definition -----------------------------------------------------------------
 
-    @property
-    def routes(self) -> Sequence[RouteSpec]:
-        """The declared routes, in id order."""
-        return tuple(self._routes)
-
     def definition(self) -> dict[str, Any]:
         """The ``ComponentDefinition`` in upstream's JSON shape, as ``--export`` prints it.
 
@@ -282,7 +277,7 @@ class Kit:
             return
 
 
-def _run_blocking(main: Any) -> int:
+def _run_blocking(main: Coroutine[Any, Any, int]) -> int:
     """Run coroutine ``main`` to completion on uvloop if installed, else asyncio."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:

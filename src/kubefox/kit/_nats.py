@@ -100,7 +100,10 @@ class NatsTransport:
         self._up.set()
 
     async def _on_error(self, exc: Exception) -> None:
-        _log.warning("nats.error", error=f"{type(exc).__name__}: {exc}")
+        # While disconnected every failed reconnect attempt lands here; the
+        # watchdog already reports the outage, so keep those out of the way.
+        level = _log.debug if self._down.is_set() else _log.warning
+        level("nats.error", error=f"{type(exc).__name__}: {exc}")
 
     async def _on_disconnected(self) -> None:
         self._up.clear()

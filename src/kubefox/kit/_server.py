@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from kubefox.core import codec, subjects
+from kubefox.core.codec import decode_matched
 from kubefox.core.errors import (
     BrokerUnavailableError,
     DeadlineExceededError,
@@ -47,7 +48,6 @@ from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
 from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import Transport
-from kubefox.kit._wire import decode_matched
 
 _NS = 1_000_000_000
 DEFAULT_ROUTE = -1
@@ -135,25 +135,28 @@ class Server:
             watchdog = tasks.create_task(self._watch(stopping))
             heartbeat: asyncio.Task[None] | None = None
             try:
-                self._accepting = True
-                await self._transport.subscribe(subject, queue=queue, receiver=self._receive)
-                await self._register()
-                heartbeat = tasks.create_task(self._heartbeat())
-                self._log.info("kit.started", subject=subject, instance=s.instance_id)
-                await stopping.wait()
-            except KubeFoxError as exc:
-                failure = exc
-            if watchdog.done():
-                failure = watchdog.result()
-            self._log.info("kit.stopping", in_flight=self.in_flight)
-            if heartbeat is not None:
-                heartbeat.cancel()
-            if failure is None:
-                await self._drain()
-            self._accepting = False
-            for task in tuple(self._in_flight):
-                task.cancel()
-            watchdog.cancel()
+                try:
+                    self._accepting = True
+                    await self._transport.subscribe(subject, queue=queue, receiver=self._receive)
+                    await self._register()
+                    heartbeat = tasks.create_task(self._heartbeat())
+                    self._log.info("kit.started", subject=subject, instance=s.instance_id)
+                    await stopping.wait()
+                except KubeFoxError as exc:
+                    failure = exc
+                if watchdog.done():
+                    failure = watchdog.result()
+                self._log.info("kit.stopping", in_flight=self.in_flight)
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                if failure is None:
+                    await self._drain()
+            finally:
+                # Also when cancelled from outside: nothing new starts, nothing is left behind.
+                self._accepting = False
+                for task in (*self._in_flight, watchdog, heartbeat):
+                    if task is not None:
+                        task.cancel()
         self._tasks = None
         if failure is not None:
             self._log.error("kit.failed", error=str(failure))

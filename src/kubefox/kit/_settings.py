@@ -14,7 +14,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from kubefox.core.codec import DEFAULT_MAX_EVENT_SIZE
 from kubefox.core.errors import InvalidError
@@ -29,8 +29,6 @@ _HASH_RE = re.compile(r"[a-z0-9]{1,64}")
 _INSTANCE_RE = re.compile(r"[a-z0-9]{1,32}")
 _LOG_FORMATS = ("json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-T = TypeVar("T")
 
 
 def new_instance_id() -> str:

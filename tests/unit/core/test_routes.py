@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubefox.core.errors import InvalidError, RouteInvalidError
-from kubefox.core.routes import (
+from kubefox.core.route_ast import (
     All,
     And,
     AnyValue,
@@ -21,6 +21,8 @@ from kubefox.core.routes import (
     Query,
     Regex,
     Type,
+)
+from kubefox.core.routes import (
     parse,
     priority,
     resolve,

@@ -17,7 +17,9 @@ def frontend() -> tuple[Kit, Dependency]:
         k.log.info("greeted", msg=msg)
         return k.accepts(
             json={"msg": msg},
-            html=f"<html><head><title>Hello KubeFox</title></head><body><h1>{msg}</h1></body></html>",
+            html=(
+                f"<html><head><title>Hello KubeFox</title></head><body><h1>{msg}</h1></body></html>"
+            ),
             text=msg,
         )
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 
 from kubefox.core import codec, subjects
+from kubefox.core.codec import encode_matched
 from kubefox.core.errors import UnavailableError
 from kubefox.core.events import Category, Component, Event, EventContext, MatchedEvent
 from kubefox.core.values import Value
 from kubefox.kit import Dependency, Kit, KitSettings, Kontext, Receiver
 from kubefox.kit._kontext import Session
-from kubefox.kit._wire import encode_matched
 
 MAX_SIZE = codec.DEFAULT_MAX_EVENT_SIZE
 HTTPSRV = Component(type="HTTPAdapter", name="httpsrv", hash="f00d", id="srv1")
@@ -117,11 +117,11 @@ class FakeTransport:
         self._replies[subject] = future
         return subject, future
 
-    async def call(self, matched: MatchedEvent, *, timeout: float = 2.0) -> Event:
-        """Send ``matched`` to the Kit like httpsrv does and return the decoded reply."""
+    async def call(self, matched: MatchedEvent) -> Event:
+        """Send ``matched`` to the Kit like httpsrv does and return the decoded reply (2 s max)."""
         reply, future = self.inbox()
         await self.deliver(encode_matched(matched, max_size=MAX_SIZE), reply)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(2.0):
             return codec.decode(await future)
 
     def disconnect(self) -> None:
@@ -143,7 +143,13 @@ class FakeTransport:
     async def unsubscribe(self) -> None:
         self.unsubscribed.set()
 
-    async def request(self, subject: str, data: bytes, *, timeout: float) -> bytes:
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the Transport protocol's signature
+    ) -> bytes:
         event = codec.decode(data)
         self.requests.append((subject, event, timeout))
         return await self.responder(subject, event)
@@ -204,9 +210,7 @@ def kontext(
     """A Kontext for ``event`` outside a running Kit, with ``remaining`` seconds left."""
     s = settings()
     session = Session(
-        identity=Component(
-            type="KubeFox", app=s.app, name=s.name, hash=s.hash, id=s.instance_id
-        ),
+        identity=Component(type="KubeFox", app=s.app, name=s.name, hash=s.hash, id=s.instance_id),
         broker_subject=subjects.broker(s.platform, s.app, s.name, s.hash, s.instance_id),
         max_event_size=MAX_SIZE,
         transport=transport if transport is not None else FakeTransport(),

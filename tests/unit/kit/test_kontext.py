@@ -128,9 +128,7 @@ def test_response_builders_set_content_types() -> None:
     assert k.html("<p>hi</p>", status=201) == Response(
         status=201, content_type=HTML, content=b"<p>hi</p>"
     )
-    assert k.json({"msg": "👋"}) == Response(
-        content_type=JSON, content='{"msg":"👋"}'.encode()
-    )
+    assert k.json({"msg": "👋"}) == Response(content_type=JSON, content='{"msg":"👋"}'.encode())
     assert k.bytes(b"\x00", "image/png", headers={"cache-control": "no-cache"}) == Response(
         headers={"Cache-Control": ["no-cache"]}, content_type="image/png", content=b"\x00"
     )

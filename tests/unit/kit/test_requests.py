@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kubefox.core import codec
@@ -188,7 +190,7 @@ async def test_undeclared_dependency_is_refused_before_sending() -> None:
     k = kontext(request_event(), transport=transport, dependencies=(BACKEND,))
     adapter_named_backend = Kit().http_adapter("backend")
 
-    with pytest.raises(UnauthorizedError, match="kit.component\\('other'\\)"):
+    with pytest.raises(UnauthorizedError, match=re.escape("kit.component('other')")):
         await k.request(Dependency(name="other"))
     with pytest.raises(UnauthorizedError, match="not a declared dependency"):
         await k.request(adapter_named_backend)

@@ -9,18 +9,18 @@ import pytest
 from structlog.testing import capture_logs
 
 from kubefox.core import codec
+from kubefox.core.codec import encode_matched
 from kubefox.core.events import Category, Event, MatchedEvent
 from kubefox.kit import (
     BrokerUnavailableError,
     DeadlineExceededError,
     InvalidError,
     Kit,
-    KubeFoxError,
     Kontext,
+    KubeFoxError,
     NotFoundError,
     Response,
 )
-from kubefox.kit._wire import encode_matched
 from tests.unit.kit import apps
 from tests.unit.kit.fakes import MAX_SIZE, FakeTransport, request_event, serving, settings
 
@@ -400,6 +400,53 @@ async def test_connection_lost_longer_than_grace_ends_the_run() -> None:
 
     transport.disconnect()
 
-    with pytest.raises(BrokerUnavailableError, match="lost for more than 0.05s"):
+    with pytest.raises(BrokerUnavailableError, match=r"lost for more than 0\.05s"):
         await asyncio.wait_for(run, 2.0)
     assert transport.close_count == 1
+
+
+async def test_cancelling_run_cancels_handlers_and_closes_the_transport() -> None:
+    """A run cancelled from outside leaves no handler running and the transport closed."""
+    kit = Kit()
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    @kit.default
+    async def default(k: Kontext) -> Response:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return k.text("never")
+
+    transport = FakeTransport()
+    run = asyncio.create_task(kit.run(settings(), transport=transport))
+    await asyncio.wait_for(transport.registered.wait(), 2.0)
+    reply_to, _ = transport.inbox()
+    await transport.deliver(encode_matched(_matched(), max_size=MAX_SIZE), reply_to)
+    await asyncio.wait_for(started.wait(), 2.0)
+
+    run.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert cancelled.is_set()
+    assert transport.close_count == 1
+
+
+async def test_a_handlers_own_timeout_error_is_unexpected() -> None:
+    """A TimeoutError that is not the event's deadline is a handler bug: a clean 500."""
+    kit = Kit()
+
+    @kit.default
+    async def default(k: Kontext) -> Response:
+        raise TimeoutError("some client library timed out")
+
+    transport = FakeTransport()
+    async with serving(kit, transport):
+        error = _error(await transport.call(_matched()))
+
+    assert type(error) is KubeFoxError
+    assert error.cause.startswith("handler failed (event ")
