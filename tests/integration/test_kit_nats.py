@@ -42,9 +42,11 @@ from kubefox.kit import (
     Response,
     UnavailableError,
 )
-from kubefox.kit._nats import INSTANCES_BUCKET, MIN_RECORD_AGE
+from kubefox.kit._nats import MIN_RECORD_AGE
 from tests.servers import running_nats_server
 from tests.unit.kit import apps
+
+INSTANCES_BUCKET = "kubefox-instances"
 
 pytestmark = pytest.mark.integration
 

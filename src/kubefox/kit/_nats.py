@@ -35,7 +35,6 @@ from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import Receiver
 
 #: The KV bucket holding one registration record per running component instance.
-INSTANCES_BUCKET = "kubefox-instances"
 #: Shortest life of a registration record when the Kit has to create the bucket itself.
 MIN_RECORD_AGE = 15.0
 
@@ -164,19 +163,22 @@ class NatsTransport:
             return self._kv
         js = self._client.jetstream()
         try:
-            self._kv = await js.key_value(INSTANCES_BUCKET)
+            self._kv = await js.key_value(self._settings.instances_bucket)
         except nats.js.errors.BucketNotFoundError:
             # The platform normally creates it; if not, create it so a component
             # started alone still registers. Identical concurrent creates succeed.
             ttl = max(MIN_RECORD_AGE, 3 * self._settings.heartbeat_interval)
             config = KeyValueConfig(
-                bucket=INSTANCES_BUCKET, history=1, ttl=ttl, storage=StorageType.MEMORY
+                bucket=self._settings.instances_bucket,
+                history=1,
+                ttl=ttl,
+                storage=StorageType.MEMORY,
             )
             try:
                 self._kv = await js.create_key_value(config)
             except nats.js.errors.BadRequestError:
                 # Someone created it meanwhile with another configuration: use theirs.
-                self._kv = await js.key_value(INSTANCES_BUCKET)
+                self._kv = await js.key_value(self._settings.instances_bucket)
         return self._kv
 
     async def register(self, key: str, record: bytes) -> None:

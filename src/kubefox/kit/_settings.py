@@ -57,6 +57,7 @@ class KitSettings:
         shutdown_grace: Seconds in-flight events get to finish when stopping.
         log_format: ``json`` or ``console``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        instances_bucket: JetStream KV bucket holding instance registrations.
 
     Raises:
         InvalidError: if a field is out of range or not a valid name; the cause
@@ -76,6 +77,7 @@ class KitSettings:
     shutdown_grace: float = 10.0
     log_format: str = "console"
     log_level: str = "info"
+    instances_bucket: str = "kubefox-instances"
 
     def __post_init__(self) -> None:
         problems = [p for check in _CHECKS if (p := check(self)) is not None]
