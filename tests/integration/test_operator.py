@@ -25,16 +25,16 @@ import pytest
 
 from kubefox.core.errors import UnavailableError
 from kubefox.operator import (
-    InstanceRegistry,
     LocalScheduler,
     Operator,
     OperatorSettings,
     instance_key,
-    record_key,
 )
 from kubefox.resources import AppDeployment, ConditionStatus
 from kubefox.router.view import ResourceView
 from kubefox.store.artifacts import artifact_name
+from kubefox.store.instance_records import record_key
+from kubefox.store.instances import InstanceRegistry
 from kubefox.store.jetstream import JetStreamStore
 from kubefox.store.jetstream_objects import JetStreamArtifactStore
 from kubefox.store.typed import TypedStore

@@ -3,8 +3,6 @@
 from kubefox.operator.backoff import Backoff
 from kubefox.operator.local import LocalScheduler
 from kubefox.operator.reconcile import Operator, wait_available
-from kubefox.operator.records import InstanceRecord, Registrations, parse_record, record_key
-from kubefox.operator.registry import InstanceRegistry
 from kubefox.operator.scheduler import (
     InstanceSpec,
     InstanceState,
@@ -25,8 +23,6 @@ from kubefox.operator.status import (
 __all__ = [
     "Backoff",
     "ComponentRef",
-    "InstanceRecord",
-    "InstanceRegistry",
     "InstanceSpec",
     "InstanceState",
     "InstanceStatus",
@@ -34,13 +30,10 @@ __all__ = [
     "Observation",
     "Operator",
     "OperatorSettings",
-    "Registrations",
     "Scheduler",
     "desired_status",
     "instance_key",
     "merge_status",
-    "parse_record",
-    "record_key",
     "referenced_components",
     "same_status",
     "wait_available",

@@ -37,7 +37,6 @@ from kubefox.core.errors import (
     NotFoundError,
     UnavailableError,
 )
-from kubefox.operator.records import Registrations
 from kubefox.operator.scheduler import InstanceSpec, Scheduler, instance_key
 from kubefox.operator.settings import OperatorSettings
 from kubefox.operator.status import (
@@ -58,6 +57,7 @@ from kubefox.resources import (
 )
 from kubefox.router.view import ResourceView
 from kubefox.store.artifacts import ArtifactStore, artifact_name
+from kubefox.store.instance_records import Registrations
 from kubefox.store.protocol import ResourceStore
 from kubefox.store.typed import TypedStore
 

@@ -9,7 +9,7 @@ distillation) and hands each to a :class:`Scheduler` as an
 a Kubernetes one (a Deployment per instance set) is meant to slot in without
 the operator noticing. Whether an instance *serves* is not the scheduler's
 business: instances say so themselves by registering (see
-:mod:`kubefox.operator.records`).
+:mod:`kubefox.store.instance_records`).
 """
 
 from __future__ import annotations

@@ -17,13 +17,12 @@ from typing import Any
 
 from kubefox.core.errors import DeadlineExceededError
 from kubefox.operator import (
-    InstanceRecord,
     InstanceSpec,
     InstanceState,
     InstanceStatus,
-    record_key,
 )
 from kubefox.resources import AppDeployment, parse_resource
+from kubefox.store.instance_records import InstanceRecord, record_key
 
 NAMESPACE = "kubefox-test"
 PLATFORM = "demo"

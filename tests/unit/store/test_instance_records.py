@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kubefox.core.errors import InvalidError
-from kubefox.operator import parse_record, record_key
+from kubefox.store.instance_records import parse_record, record_key
 
 KEY = record_key("demo", "hello-world", "backend", "b" * 32, "abc123")
 

@@ -1,7 +1,7 @@
 """The live map of registered component instances, fed by a watch on the instances KV bucket.
 
 Component processes register in the ``kubefox-instances`` bucket (see
-:mod:`kubefox.operator.records`); this registry follows that bucket for one
+:mod:`kubefox.store.instance_records`); this registry follows that bucket for one
 platform and keeps the records in memory, so the operator can ask "does
 anything serve app/component/hash?" without a round trip.
 
@@ -34,7 +34,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from kubefox.core.errors import DeadlineExceededError, InvalidError, UnavailableError
-from kubefox.operator.records import InstanceRecord, parse_record
+from kubefox.store.instance_records import InstanceRecord, parse_record
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ _RETRY_MAX = 5.0
 
 
 class InstanceRegistry:
-    """Registered instances of one platform (a :class:`~kubefox.operator.records.Registrations`).
+    """Registered instances of one platform (a ``Registrations`` implementation).
 
     Build one with :meth:`connect` (owns its connection) or :meth:`open` (shares
     the caller's). :meth:`run` follows the bucket; :meth:`aclose` ends it.

@@ -9,7 +9,7 @@ a process that is alive but never registered does not serve anything.
 This module holds the value type, its parsing (records come from processes,
 so they are untrusted) and the read-side port :class:`Registrations`, which
 the operator depends on instead of the NATS-backed
-:class:`~kubefox.operator.registry.InstanceRegistry`.
+:class:`~kubefox.store.instances.InstanceRegistry`.
 """
 
 from __future__ import annotations
