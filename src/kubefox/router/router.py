@@ -14,12 +14,18 @@ Deliberate differences from upstream (§3.5-§3.7, §10.3):
   only deployment membership);
 * a context whose data does not satisfy the deployment is refused with the
   full problem list, as upstream.
+
+Both paths run once per event, so resolved contexts are cached (see
+:meth:`Router.context`) and a lookup that finds the view unchanged since the
+last one costs a dictionary read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+import msgspec
 
 from kubefox.core.errors import (
     ComponentMismatchError,
@@ -61,18 +67,24 @@ class Routed:
     params: dict[str, str]
     path_suffix: str | None
 
-    def matched(self, event: Event) -> MatchedEvent:
-        """What the target receives: the event stamped with context and target, and its env."""
+    def matched(self, event: Event, *, ttl: int | None = None) -> MatchedEvent:
+        """What the target receives: the event stamped with context and target, and its env.
+
+        ``ttl`` replaces the event's remaining time to live (the broker passes
+        what is left after its own processing) in the same copy.
+        """
         values = event.values
         if self.path_suffix is not None:
             values = {**values, VAL_PATH_SUFFIX: self.path_suffix}
         params = {**event.params, **self.params} if self.params else event.params
-        routed = dataclasses.replace(
+        # Events are msgspec structs, not dataclasses: dataclasses.replace rejects them.
+        routed = msgspec.structs.replace(
             event,
             context=self.context.event_context,
             target=self.target,
             params=params,
             values=values,
+            ttl=event.ttl if ttl is None else ttl,
         )
         return MatchedEvent(
             event=routed, route_id=self.route_id, env=self.context.env_for(self.target.name)
@@ -83,22 +95,37 @@ _ContextKey = tuple[str, str]
 _Revisions = tuple[str | None, ...]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Cached:
+    view_revision: int  # the view's revision when ``revisions`` were last compared
+    revisions: _Revisions
+    context: ResolvedContext
+
+
 class Router:
     """Routes events of one platform using a live :class:`ResourceView`."""
 
     def __init__(self, view: ResourceView, *, platform: str) -> None:
         self.view = view
         self.platform = platform
-        self._contexts: dict[_ContextKey, tuple[_Revisions, ResolvedContext]] = {}
+        self._contexts: dict[_ContextKey, _Cached] = {}
 
     def context(self, app_deployment: str, virtual_environment: str) -> ResolvedContext:
         """The resolved context for a deployment in a virtual environment.
+
+        Contexts are cached by the resource versions of everything they are
+        built from; while the view has not changed at all, the cached one is
+        returned without comparing those.
 
         Raises:
             NotFoundError: the deployment, virtual environment or its environment
                 does not exist.
         """
         view = self.view
+        key = (app_deployment, virtual_environment)
+        cached = self._contexts.get(key)
+        if cached is not None and cached.view_revision == view.revision:
+            return cached.context
         deployment = view.get(AppDeployment, app_deployment)
         if deployment is None:
             raise NotFoundError(f'AppDeployment "{app_deployment}" not found')
@@ -115,10 +142,9 @@ class Router:
             environment.metadata.resource_version,
             *(adapters[name].metadata.resource_version for name in sorted(adapters)),
         )
-        key = (app_deployment, virtual_environment)
-        cached = self._contexts.get(key)
-        if cached is not None and cached[0] == revisions:
-            return cached[1]
+        if cached is not None and cached.revisions == revisions:
+            self._contexts[key] = _Cached(view.revision, revisions, cached.context)
+            return cached.context
         data = merge_data(environment.data, ve.data)
         resolved = ResolvedContext(
             event_context=EventContext(
@@ -131,7 +157,7 @@ class Router:
             problems=tuple(validate_app_deployment(deployment, data, adapters=adapters)),
             matcher=build_matcher(deployment, data),
         )
-        self._contexts[key] = (revisions, resolved)
+        self._contexts[key] = _Cached(view.revision, revisions, resolved)
         return resolved
 
     def route_genesis(self, event: Event) -> Routed:
@@ -229,21 +255,37 @@ class Router:
             raise UnsupportedAdapterError(f'adapter "{target.name}" is not supported yet')
         target_def = resolved.definition(target.name)
         resolved_target = resolved.component(target.name)
-        if target_def is None or resolved_target is None:
+        if (
+            target_def is None
+            or resolved_target is None
+            or (target.app and target.app != resolved.app)
+        ):
             raise ComponentMismatchError("component not part of app", component=target.name)
         if target.hash and target.hash != target_def.hash:
             raise ComponentMismatchError("hash does not match app", component=target.name)
         return self._component_route(
-            event, resolved, resolved_target, has_default=target_def.default_handler
+            event,
+            resolved,
+            resolved_target,
+            has_routes=bool(target_def.routes),
+            has_default=target_def.default_handler,
         )
 
     def _component_route(
-        self, event: Event, resolved: ResolvedContext, target: Component, *, has_default: bool
+        self,
+        event: Event,
+        resolved: ResolvedContext,
+        target: Component,
+        *,
+        has_routes: bool,
+        has_default: bool,
     ) -> Routed:
         params: dict[str, Any] = {}
         suffix: str | None = None
         route_id = -1
-        for match in resolved.matcher.match_all(event):
+        # A target without routes (a backend with only a default handler, the
+        # common case) cannot match anything: skip the matcher.
+        for match in resolved.matcher.match_all(event) if has_routes else ():
             name, matched_id = match.route.target
             if name == target.name:
                 route_id, params, suffix = matched_id, match.params, match.path_suffix

@@ -1,0 +1,371 @@
+"""The broker: checks and routes every request a component sends to another (DESIGN §3 step 2).
+
+Brokers are stateless and share the load: each subscribes to every
+instance's outbox, ``kf.<platform>.brk.>``, in one queue group, so NATS hands
+each event to exactly one of them. For every event the broker decodes it,
+takes the sender's identity from the subject it arrived on (which, with
+authentication on, only that instance may publish to), lets the
+:class:`~kubefox.router.Router` run the zero-trust checks and pick the target,
+takes its own processing time off the TTL and publishes the
+:class:`~kubefox.core.events.MatchedEvent` to the target's ``cmp`` subject.
+
+Replies skip the broker: the event is published with the requester's own
+reply inbox, so the target answers the requester directly, one NATS delivery
+fewer per request (DESIGN §7). The price is that nats-server reports "no
+responders" only to the publisher of a request, and only when the publisher
+itself subscribes to the reply subject: a republished request with nobody
+listening would leave the requester waiting for its whole TTL. So a target
+subject the broker has not seen answer during the last
+:data:`ANSWERED_FOR` seconds gets the request through the broker's own inbox
+instead: nobody listening is then known at once and the requester gets an
+``Unavailable`` (code 15) error event; otherwise the broker passes the reply
+on and sends the next requests for that subject straight through.
+
+Every refused event is answered, if it has a reply subject, with an
+``io.kubefox.error`` event from the broker's own identity, except a spent TTL:
+the requester's own deadline reports that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import secrets
+import time
+from collections.abc import Awaitable
+
+import structlog
+
+from kubefox.broker.nats import NatsClient, NatsTransport
+from kubefox.broker.settings import BrokerSettings
+from kubefox.core import codec, subjects
+from kubefox.core.errors import (
+    DeadlineExceededError,
+    KubeFoxError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from kubefox.core.events import Category, Component, ComponentType, Event
+from kubefox.router import ResourceView, Router
+
+#: Seconds a target subject counts as having someone listening after it last answered.
+ANSWERED_FOR = 2.0
+
+# Bound on each per-subject cache; clearing one only costs a re-parse or a detour.
+_MAX_CACHED = 10_000
+
+log = structlog.get_logger(__name__)
+
+
+class Broker:
+    """Routes the requests components send each other; run one or many per platform.
+
+    Args:
+        settings: the broker's settings.
+        router: the router to check and route with; by default the broker builds
+            one over a :class:`~kubefox.router.ResourceView` of the JetStream
+            bucket ``settings.bucket`` on its own connection, and keeps it current.
+        client: a connected nats-py client to use (the caller keeps owning it);
+            by default the broker connects to ``settings.nats_url`` itself.
+
+    ``routed`` counts events handed to a target; ``rejected`` counts refused
+    events by error code.
+    """
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        *,
+        router: Router | None = None,
+        client: NatsClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.identity = Component(
+            type=ComponentType.BROKER.value, name="broker", id=secrets.token_hex(5)
+        )
+        self.routed = 0
+        self.rejected: collections.Counter[int] = collections.Counter()
+        self._router = router
+        self._client = client
+        self._transport: NatsTransport | None = None
+        self._started = False
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._accepting = False
+        self._group: asyncio.TaskGroup | None = None
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Subjects are checked token by token when built or parsed; there are few
+        # distinct ones (one per instance, one per component version), so each is
+        # built or parsed once.
+        self._senders: dict[str, Component] = {}
+        self._destinations: dict[tuple[str, str, str], str] = {}
+        self._answered: dict[str, float] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Events being handled right now."""
+        return len(self._tasks)
+
+    async def wait_ready(self) -> None:
+        """Return once the broker subscribes and routes (its view of the resources is loaded).
+
+        Never returns if :meth:`run` fails or is stopped before that; wait on both.
+        """
+        await self._ready.wait()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop: no new events, in-flight ones get ``shutdown_grace``.
+
+        Idempotent, and safe to call from a signal handler (it only sets a flag).
+        """
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`; a broker runs once.
+
+        Raises:
+            BrokerUnavailableError: NATS cannot be reached.
+            KubeFoxError: the resource store failed.
+        """
+        if self._started:
+            raise RuntimeError("a Broker runs only once")
+        self._started = True
+        if self._stopping.is_set():
+            return
+        if self._client is not None:
+            transport = NatsTransport.using(self._client)
+        else:
+            transport = await NatsTransport.connect(
+                self.settings.nats_url, name=f"kubefox-broker {self.identity.id}"
+            )
+        self._transport = transport
+        try:
+            await self._serve(transport)
+        except BaseExceptionGroup as group:
+            # Only the view task can fail (event tasks catch everything): surface
+            # its error rather than a group of one.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._accepting = False
+            await transport.close()
+            log.info("broker.stopped", routed=self.routed, rejected=dict(self.rejected))
+
+    async def _serve(self, transport: NatsTransport) -> None:
+        settings = self.settings
+        store = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                router = self._router
+                view_task = None
+                if router is None:
+                    store = await transport.open_store(bucket=settings.bucket)
+                    view = ResourceView(store, namespace=settings.namespace)
+                    view_task = group.create_task(view.run(), name="broker-resource-view")
+                    if not await self._unless_stopping(view.wait_ready()):
+                        view_task.cancel()
+                        return
+                    router = Router(view, platform=settings.platform)
+                self._router = router
+                subject = subjects.broker_wildcard(settings.platform)
+                await transport.subscribe(
+                    subject, queue=subjects.BROKER_QUEUE, receiver=self._receive
+                )
+                self._accepting = True
+                self._ready.set()
+                log.info("broker.started", subject=subject, broker_id=self.identity.id)
+                await self._stopping.wait()
+                log.info("broker.stopping", in_flight=self.in_flight)
+                await self._drain(transport)
+                if view_task is not None:
+                    view_task.cancel()
+        finally:
+            self._group = None
+            if store is not None:
+                await store.aclose()
+
+    async def _unless_stopping(self, awaitable: Awaitable[None]) -> bool:
+        """Await ``awaitable`` unless :meth:`stop` comes first; True if it finished."""
+        work = asyncio.ensure_future(awaitable)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished = work.done() and not work.cancelled()
+            work.cancel()
+            stopping.cancel()
+            await asyncio.gather(work, stopping, return_exceptions=True)
+        return finished
+
+    async def _drain(self, transport: NatsTransport) -> None:
+        """Stop taking events, give in-flight ones the grace period, cancel the rest."""
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace):
+                await transport.drain()
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("broker.drain_timed_out", cancelled=self.in_flight)
+        self._accepting = False
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def _receive(self, subject: str, reply: str, data: bytes) -> None:
+        """Take one message off the subscription: spawn its task, waiting for a free slot."""
+        received = time.monotonic_ns()
+        # Waiting here (not in the task) is the back-pressure: nats-py holds the
+        # next messages until a slot frees up.
+        await self._slots.acquire()
+        group = self._group
+        if not self._accepting or group is None:
+            # Only after a shutdown deadline passed: the requester's deadline answers it.
+            self._slots.release()
+            return
+        try:
+            task = group.create_task(self._handle(subject, reply, data, received))
+        except RuntimeError:  # the group is shutting down because the view failed
+            self._slots.release()
+            return
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not self._tasks:
+            self._idle.set()
+
+    async def _handle(self, subject: str, reply: str, data: bytes, received: int) -> None:
+        try:
+            event = codec.decode(data, max_size=self.settings.max_event_size)
+        except KubeFoxError as exc:
+            event = self._stand_in(subject)
+            await self._reject(event, exc, reply, subject)
+            return
+        try:
+            await self._route(event, subject, reply, received)
+        except KubeFoxError as exc:
+            await self._reject(event, exc, reply, subject)
+        except Exception as exc:  # a task boundary: one bad event must not stop the rest
+            log.exception("event.failed", event_id=event.id, source=event.source.key)
+            error = KubeFoxError(f"{type(exc).__name__}: {exc}")
+            await self._reject(event, error, reply, subject, logged=True)
+
+    async def _route(self, event: Event, subject: str, reply: str, received: int) -> None:
+        router = self._router
+        if router is None:  # pragma: no cover - set before the subscription exists
+            raise UnavailableError("the broker is not ready")
+        routed = router.route_component(event, sender=self._sender(subject))
+        ttl = event.ttl - (time.monotonic_ns() - received)
+        if ttl <= 0:
+            raise DeadlineExceededError("event ttl was spent in the broker")
+        settings = self.settings
+        payload = codec.encode_matched(
+            routed.matched(event, ttl=ttl), max_size=settings.max_event_size
+        )
+        target = routed.target
+        destination = self._destination(target)
+        transport = self._transport
+        if transport is None:  # pragma: no cover - set before the subscription exists
+            raise UnavailableError("the broker is not ready")
+        if not reply or self._answered.get(destination, 0.0) > time.monotonic():
+            await transport.publish(destination, payload, reply=reply)
+            self.routed += 1
+            return
+        await self._carry(transport, destination, payload, reply=reply, ttl=ttl, target=target)
+
+    async def _carry(
+        self,
+        transport: NatsTransport,
+        destination: str,
+        payload: bytes,
+        *,
+        reply: str,
+        ttl: int,
+        target: Component,
+    ) -> None:
+        """Send a request with the broker's own inbox and pass the answer on (see above)."""
+        try:
+            answer = await transport.request(destination, payload, timeout=ttl / 1e9)
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f'no instance of component "{target.name}" ({target.short_hash}) is running',
+                component=target.key,
+            ) from exc
+        except DeadlineExceededError:
+            # Delivered but unanswered: the requester's deadline fires at the same time.
+            self.routed += 1
+            return
+        self.routed += 1
+        answered = self._answered
+        if len(answered) >= _MAX_CACHED:
+            answered.clear()
+        answered[destination] = time.monotonic() + ANSWERED_FOR
+        await transport.publish(reply, answer.data, headers=answer.headers)
+
+    def _sender(self, subject: str) -> Component:
+        """The identity a broker subject names; parsed once per subject."""
+        sender = self._senders.get(subject)
+        if sender is None:
+            sender = subjects.parse_broker_subject(subject, platform=self.settings.platform)
+            if len(self._senders) >= _MAX_CACHED:
+                self._senders.clear()
+            self._senders[subject] = sender
+        return sender
+
+    def _destination(self, target: Component) -> str:
+        """The ``cmp`` subject of ``target``'s version; built once per version."""
+        key = (target.app, target.name, target.hash)
+        subject = self._destinations.get(key)
+        if subject is None:
+            subject = subjects.component(self.settings.platform, *key)
+            if len(self._destinations) >= _MAX_CACHED:
+                self._destinations.clear()
+            self._destinations[key] = subject
+        return subject
+
+    def _stand_in(self, subject: str) -> Event:
+        """What an undecodable event is answered as: a request from the subject's sender."""
+        try:
+            source = self._sender(subject)
+        except KubeFoxError:
+            source = Component()
+        return Event(id="", category=Category.REQUEST, source=source)
+
+    async def _reject(
+        self,
+        event: Event,
+        error: KubeFoxError,
+        reply: str,
+        subject: str,
+        *,
+        logged: bool = False,
+    ) -> None:
+        """Count, log and (unless the TTL is spent) answer a refused event."""
+        self.rejected[error.code] += 1
+        if not logged:
+            level = log.warning if isinstance(error, UnauthorizedError) else log.info
+            level(
+                "event.rejected",
+                reason=str(error),
+                code=error.code,
+                event_id=event.id,
+                source=event.source.key,
+                subject=subject,
+            )
+        transport = self._transport
+        if not reply or transport is None or isinstance(error, DeadlineExceededError):
+            return
+        try:
+            answer = codec.error_event(event, error, source=self.identity)
+            data = codec.encode(answer, max_size=self.settings.max_event_size)
+            await transport.publish(reply, data)
+        except KubeFoxError as exc:
+            log.info("event.error_reply_failed", event_id=event.id, error=str(exc))
