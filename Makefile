@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fox up --foreground
+	$(BIN)/fox up --demo examples/hello-world
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

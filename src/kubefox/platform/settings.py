@@ -24,6 +24,18 @@ class PlatformSettings(BaseSettings):
         default=Path(".kubefox"),
         description="Directory holding the JetStream data, logs and the chosen ports.",
     )
+    namespace: str = Field(
+        default="kubefox-demo",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace of the platform's resources (upstream: one Platform per namespace).",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address httpsrv binds to.")
+    http_port: int = Field(
+        default=0, ge=0, le=65535, description="Port httpsrv binds to; 0 picks a free one."
+    )
+    brokers: int = Field(
+        default=1, ge=1, le=16, description="Brokers to run; they share the load as a queue group."
+    )
     nats_port: int = Field(
         default=0,
         ge=0,
@@ -32,6 +44,15 @@ class PlatformSettings(BaseSettings):
     )
     bucket: str = Field(
         default="kubefox-resources", description="JetStream KV bucket holding the resources."
+    )
+    artifacts_bucket: str = Field(
+        default="kubefox-artifacts", description="JetStream object store holding component files."
+    )
+    instances_bucket: str = Field(
+        default="kubefox-instances", description="JetStream KV bucket of instance registrations."
+    )
+    instance_ttl: float = Field(
+        default=15.0, gt=0, description="Seconds a registration lives without a heartbeat."
     )
     shutdown_grace: float = Field(
         default=10.0, gt=0, description="Seconds each part may take to drain on stop."

@@ -153,6 +153,9 @@ class EmbeddedNatsServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal must reach only us, so
+                # the server outlives the roles that drain through it on shutdown.
+                start_new_session=True,
             )
         try:
             self._wait_until_ready(self._process, offset)

@@ -1,0 +1,289 @@
+"""httpsrv's request handling: a raw ASGI application turning HTTP requests into events.
+
+One request is one genesis event: the body is read within the maximum event
+size, the request is translated (:mod:`kubefox.adapters.http.translate`),
+routed in-process by the :class:`~kubefox.router.Router` (no broker hop), sent
+to the target's ``cmp`` subject as one NATS request with the remaining TTL as
+its deadline, and the reply is written back. It is a bare ASGI callable rather
+than a Starlette app: this is the hot path of every request the platform
+serves, and a framework's request object, routing and middleware stack would
+cost more than the translation itself.
+
+Every answer carries ``Kubefox-Adapter`` and ``Kubefox-Event-Id``, and the
+context headers as far as the context is known, errors included. Errors are
+``msg: cause`` as plain text with the error's HTTP status; anything that is not
+a :class:`KubeFoxError` is logged and answered ``500 unexpected error``, never
+with a traceback.
+
+``GET /_kf/health`` (any method, in fact) answers 200 while NATS is connected
+and 503 otherwise; the path is reserved, no route can match it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, NamedTuple, Protocol
+
+import structlog
+
+from kubefox.adapters.http.translate import (
+    HEADER_ADAPTER,
+    HttpResponse,
+    error_response,
+    kubefox_headers,
+    reply_response,
+    request_event,
+)
+from kubefox.core import subjects
+from kubefox.core.codec import decode, encode_matched
+from kubefox.core.errors import (
+    ContentTooLargeError,
+    DeadlineExceededError,
+    InvalidError,
+    KubeFoxError,
+    UnavailableError,
+)
+from kubefox.core.events import Component, ComponentType, Event, EventContext
+from kubefox.resources import Platform
+from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIMEOUT_SECONDS
+from kubefox.router import Routed, Router
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Reserved path answering whether httpsrv can serve (NATS connected).
+HEALTH_PATH = "/_kf/health"
+#: Name of httpsrv's component identity (upstream's).
+ADAPTER_NAME = "httpsrv"
+#: httpsrv's version in its identity; builds that know their commit stamp a short hash.
+BUILD_HASH = "dev"
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_ID_LENGTH = 10
+_NS = 1_000_000_000
+_HEALTHY_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
+_MAX_CACHED_SUBJECTS = 4096
+_MAX_LENGTH_DIGITS = 18  # more digits than any body we would read; int() of huge text is slow
+
+log = structlog.get_logger(__name__)
+
+
+def adapter_identity(*, hash: str = BUILD_HASH) -> Component:
+    """The identity of httpsrv: type HTTPAdapter, name httpsrv, ``hash``, a random 10-char id."""
+    instance = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+    return Component(type=ComponentType.HTTP_ADAPTER, name=ADAPTER_NAME, hash=hash, id=instance)
+
+
+class Requester(Protocol):
+    """Sends an encoded event to a subject and returns the encoded reply (the NATS port)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether requests can be sent right now."""
+        ...
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the transport owns the wait
+    ) -> bytes:
+        """The reply's bytes; ``UnavailableError`` if nobody listens, ``DeadlineExceededError``."""
+        ...
+
+
+class Limits(NamedTuple):
+    """The limits a request is held to: its time to live and its size."""
+
+    timeout: float
+    max_event_size: int
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected before its request was read: nobody to answer."""
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused with ``ContentTooLargeError`` as soon as it exceeds ``limit``."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # The server has validated the header; a length over the limit is
+            # refused before a single body byte is read.
+            if value.isdigit() and (len(value) > _MAX_LENGTH_DIGITS or int(value) > limit):
+                raise ContentTooLargeError(
+                    f"the body is {value.decode()} bytes, the limit is {limit} bytes", limit=limit
+                )
+            break
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _ClientGoneError
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise ContentTooLargeError(f"the body exceeds the limit of {limit} bytes", limit=limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGoneError
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ContentTooLargeError(f"the body exceeds the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class HttpAdapter:
+    """The ASGI application of httpsrv: HTTP request in, genesis event out, reply back.
+
+    Args:
+        router: routes genesis events; its view also holds the Platform resource.
+        requester: sends the event to the target and waits for the reply.
+        platform: the platform's name (subjects, context, Platform resource).
+        source: httpsrv's identity; :func:`adapter_identity` if not given.
+        timeout: seconds a request may take; ``None`` reads the Platform
+            resource's ``spec.events.timeoutSeconds`` (30 if there is none).
+        max_event_size: largest body and event in bytes; ``None`` reads the
+            Platform resource's ``spec.events.maxSize`` (5 MiB if there is none).
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        requester: Requester,
+        *,
+        platform: str,
+        source: Component | None = None,
+        timeout: float | None = None,
+        max_event_size: int | None = None,
+    ) -> None:
+        self._router = router
+        self._requester = requester
+        self._platform = platform
+        self.source = source if source is not None else adapter_identity()
+        self._timeout = timeout
+        self._max_event_size = max_event_size
+        self._bare_context = EventContext(platform=platform)
+        self._subjects: dict[Component, str] = {}
+
+    @property
+    def key(self) -> str:
+        """The component key of httpsrv, sent as ``Kubefox-Adapter``."""
+        return self.source.key
+
+    def limits(self) -> Limits:
+        """The limits now: the settings', else the Platform resource's, else the defaults."""
+        timeout, max_size = self._timeout, self._max_event_size
+        if timeout is None or max_size is None:
+            platform = self._router.view.get(Platform, self._platform)
+            if platform is not None:
+                events = platform.spec.events
+                timeout = float(events.timeout_seconds) if timeout is None else timeout
+                max_size = events.max_size if max_size is None else max_size
+            else:
+                timeout = float(DEFAULT_EVENT_TIMEOUT_SECONDS) if timeout is None else timeout
+                max_size = DEFAULT_EVENT_MAX_SIZE if max_size is None else max_size
+        return Limits(timeout, max_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope (HTTP only: lifespan and websockets are off)."""
+        if scope["type"] != "http":
+            return
+        if scope["path"] == HEALTH_PATH:
+            await self._health(send)
+            return
+        event_id = str(uuid.uuid4())
+        context = self._bare_context
+        try:
+            limits = self.limits()
+            body = await _read_body(scope, receive, limits.max_event_size)
+            deadline = asyncio.get_running_loop().time() + limits.timeout
+            event = request_event(
+                scope,
+                body,
+                platform=self._platform,
+                source=self.source,
+                ttl=int(limits.timeout * _NS),
+                event_id=event_id,
+            )
+            context = event.context
+            routed = self._router.route_genesis(event)
+            context = routed.context.event_context
+            reply = await self._forward(event, routed, limits, deadline)
+            response = reply_response(reply)
+        except _ClientGoneError:
+            return
+        except KubeFoxError as exc:
+            response = error_response(exc)
+            if response.status >= 500:
+                log.warning("request.failed", event_id=event_id, error=str(exc), code=exc.code)
+        except Exception:
+            # The process boundary of one request: log everything, tell the client nothing.
+            log.exception("request.crashed", event_id=event_id)
+            response = error_response(KubeFoxError())
+        await self._respond(send, response, kubefox_headers(self.key, event_id, context))
+
+    async def _forward(
+        self, event: Event, routed: Routed, limits: Limits, deadline: float
+    ) -> Event:
+        """Send the routed event to its target; the reply, or the error in our terms."""
+        target = routed.target
+        data = encode_matched(routed.matched(event), max_size=limits.max_event_size)
+        subject = self._subjects.get(target)
+        if subject is None:
+            # Building a subject checks every character of every token; the
+            # targets of one platform are few, so each is checked once.
+            if len(self._subjects) >= _MAX_CACHED_SUBJECTS:
+                self._subjects.clear()
+            subject = self._subjects[target] = subjects.for_component(self._platform, target)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise DeadlineExceededError(f"the request's {limits.timeout:g}s were spent")
+        try:
+            reply = await self._requester.request(subject, data, timeout=remaining)
+        except UnavailableError as exc:
+            raise UnavailableError(
+                f"no instance of {target.group_key} is running", target=target.group_key
+            ) from exc
+        except DeadlineExceededError as exc:
+            raise DeadlineExceededError(
+                f"{target.group_key} did not reply within {limits.timeout:g}s",
+                target=target.group_key,
+            ) from exc
+        try:
+            return decode(reply, max_size=limits.max_event_size)
+        except ContentTooLargeError:
+            raise
+        except InvalidError as exc:
+            # Not the client's fault, so not its 400: the component answered garbage.
+            raise KubeFoxError(f"the reply is not an event: {exc.cause}") from exc
+
+    async def _health(self, send: Send) -> None:
+        if self._requester.connected:
+            response = HttpResponse(200, list(_HEALTHY_HEADERS), b"ok")
+        else:
+            response = error_response(UnavailableError("not connected to NATS"))
+        await self._respond(send, response, [(HEADER_ADAPTER, self.key.encode())])
+
+    @staticmethod
+    async def _respond(
+        send: Send, response: HttpResponse, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response.headers + extra,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,200 @@
+"""httpsrv as a service: NATS, the resource view, the router and uvicorn, run and stopped together.
+
+``HttpServer.run()`` connects to NATS (unless handed a client), follows the
+resource store with a :class:`~kubefox.router.ResourceView` (unless handed a
+router), and serves :class:`~kubefox.adapters.http.app.HttpAdapter` with
+uvicorn (httptools parser, no lifespan, no access log, no websockets).
+
+The listening socket is bound here, not by uvicorn: a port that is taken is
+then a :class:`PortUnavailableError` instead of uvicorn's ``sys.exit``, and
+port 0 is read back from the socket before serving starts. uvicorn's own
+signal handling is switched off: the entry point owns signals and calls
+:meth:`HttpServer.stop`. The event loop is the caller's; entry points run it
+on uvloop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+
+from kubefox.adapters.http.app import HttpAdapter, adapter_identity
+from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
+from kubefox.adapters.http.settings import HttpsrvSettings
+from kubefox.core.errors import PortUnavailableError
+from kubefox.router import ResourceView, Router
+from kubefox.store.jetstream import JetStreamStore
+
+log = structlog.get_logger(__name__)
+
+_BACKLOG = 2048
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that leaves signals to the entry point and reports when it serves."""
+
+    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
+        super().__init__(config)
+        self._serving = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self._serving.set()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+        sock.setblocking(False)  # noqa: FBT003 - the socket API's own signature
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
+    return sock
+
+
+class HttpServer:
+    """httpsrv: serves HTTP until :meth:`stop`, routing every request as a genesis event.
+
+    Args:
+        settings: the process settings.
+        router: routes with this router instead of one over the settings' bucket
+            (tests, or an embedded platform that already follows the store).
+        client: uses this connected NATS client (the caller keeps owning it)
+            instead of connecting to ``settings.nats_url``.
+    """
+
+    def __init__(
+        self,
+        settings: HttpsrvSettings,
+        *,
+        router: Router | None = None,
+        client: NatsClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = adapter_identity()
+        #: Set once the server accepts requests (after :attr:`url` is known).
+        self.started = asyncio.Event()
+        self._router = router
+        self._client = client
+        self._url: str | None = None
+        self._uvicorn: _Uvicorn | None = None
+        self._stopping = False
+        self._running = False
+
+    @property
+    def url(self) -> str:
+        """``http://<host>:<port>`` the server listens on; known once :attr:`started` is set."""
+        if self._url is None:
+            raise RuntimeError("the server is not listening yet")
+        return self._url
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop` is called and in-flight requests are done (once per server).
+
+        The port is bound first, so :attr:`url` is known early and requests
+        arriving while the resource view catches up wait in the backlog.
+
+        Raises:
+            PortUnavailableError: the address cannot be bound.
+            UnavailableError: NATS cannot be reached.
+        """
+        if self._running:
+            raise RuntimeError("the server has already run")
+        self._running = True
+        settings = self.settings
+        sock = _bind(settings.host, settings.port)
+        try:
+            host, port = sock.getsockname()[:2]
+            self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            client = self._client
+            if client is None:
+                client = await connect(settings.nats_url, name=f"kubefox-httpsrv {self.source.key}")
+            try:
+                await self._run(client, sock)
+            finally:
+                if self._client is None:
+                    await close(client)
+        finally:
+            sock.close()
+            self.started.clear()
+            log.info("httpsrv.stopped", adapter=self.source.key)
+
+    async def _run(self, client: NatsClient, sock: socket.socket) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            router = self._router
+            follower: asyncio.Task[None] | None = None
+            if router is None:
+                store = await JetStreamStore.open(client, bucket=self.settings.bucket)
+                view = ResourceView(store, namespace=self.settings.namespace)
+                follower = tasks.create_task(view.run(), name="httpsrv-resource-view")
+                await view.wait_ready()
+                router = Router(view, platform=self.settings.platform)
+            try:
+                await self._serve(router, NatsRequester(client), sock)
+            finally:
+                if follower is not None:
+                    follower.cancel()
+
+    async def _serve(self, router: Router, requester: NatsRequester, sock: socket.socket) -> None:
+        settings = self.settings
+        app = HttpAdapter(
+            router,
+            requester,
+            platform=settings.platform,
+            source=self.source,
+            timeout=settings.timeout,
+            max_event_size=settings.max_event_size,
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=sock.getsockname()[1],
+            loop="uvloop",
+            http="httptools",
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,  # translate honours X-Forwarded-* itself
+            server_header=False,
+            backlog=_BACKLOG,
+            # uvicorn annotates these seconds as int but waits any float.
+            timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+        )
+        server = _Uvicorn(config, self.started)
+        self._uvicorn = server
+        server.should_exit = self._stopping
+        log.info("httpsrv.starting", url=self._url, adapter=self.source.key)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            self._uvicorn = None
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish within the grace; idempotent.
+
+        Safe to call from a signal handler; :meth:`run` returns once done.
+        """
+        self._stopping = True
+        server = self._uvicorn
+        if server is not None:
+            server.should_exit = True

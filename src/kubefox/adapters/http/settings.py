@@ -1,0 +1,57 @@
+"""Settings of httpsrv, read once from ``KUBEFOX_HTTPSRV_*`` at the entry point."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HttpsrvSettings(BaseSettings):
+    """Everything httpsrv (the HTTP genesis adapter) can be told; nothing else reads the env."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KUBEFOX_HTTPSRV_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    platform: str = Field(
+        default="demo",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Platform name; it prefixes every NATS subject and names the Platform "
+        "resource the event limits are read from.",
+    )
+    namespace: str = Field(
+        default="kubefox-demo",
+        min_length=1,
+        description="Namespace of the platform's resources (Platform, VirtualEnvironments, "
+        "AppDeployments).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(
+        default=0, ge=0, le=65535, description="Port the HTTP server binds to; 0 picks a free one."
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL(s), comma separated, used when no client is passed in.",
+    )
+    bucket: str = Field(
+        default="kubefox-resources",
+        min_length=1,
+        description="JetStream KV bucket holding the resources.",
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a request may take (the genesis event's TTL); unset uses the "
+        "Platform resource's spec.events.timeoutSeconds (default 30).",
+    )
+    max_event_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest request body and event in bytes; unset uses the Platform "
+        "resource's spec.events.maxSize (default 5 MiB).",
+    )
+    shutdown_grace: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds in-flight requests get to finish once stopping has begun.",
+    )
