@@ -26,6 +26,12 @@ check: $(STAMP)
 	@for f in examples/*/components/*/main.py; do $(BIN)/mypy --strict "$$f" || exit 1; done
 	$(BIN)/lint-imports
 
+# Property and fuzz tests with 50x their make-test budget, every fault test, then
+# 50 clients for 60 s with a component instance killed every 10 s (docs/reliability.md).
+fuzz: $(STAMP)
+	KUBEFOX_FUZZ=long $(BIN)/python -m pytest -p no:randomly --timeout=1800 -m "fuzz or faults" tests/fuzz tests/faults
+	$(BIN)/python -m tests.faults.load_with_kills --clients 50 --seconds 60 --kill-every 10
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

@@ -12,15 +12,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from bench.e2e import run_e2e
+from bench.hop import run_hop
+from bench.memory import run_memory
+from bench.options import take_options
+from bench.releases import run_releases
 from bench.router import run_router
 
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "router": run_router,
+    "e2e": run_e2e,
+    "hop": run_hop,
+    "memory": run_memory,
+    "releases": run_releases,
 }
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(SCENARIOS)
+    names = take_options(argv) or list(SCENARIOS)
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
         print(

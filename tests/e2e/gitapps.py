@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
+
+from kubefox.testing import copy_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEST_APPS = Path(__file__).resolve().parent / "apps"
@@ -24,11 +25,8 @@ def git(repo: Path, *args: str) -> str:
 
 
 def app_repo(source: Path, dest: Path) -> Path:
-    """A git repository at ``dest`` holding a copy of the app at ``source``, committed."""
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", ".git"))
-    git(dest, "init", "-q", "-b", "main")
-    commit_all(dest, "And so it begins...")
-    return dest
+    """A git repository at ``dest`` holding a copy of the app at ``source``, committed on main."""
+    return copy_app(source, dest)
 
 
 def commit_all(repo: Path, message: str) -> None:

@@ -32,7 +32,8 @@ import asyncio
 import collections
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -55,6 +56,15 @@ ANSWERED_FOR = 2.0
 _MAX_CACHED = 10_000
 
 log = structlog.get_logger(__name__)
+
+
+class _Relay(NamedTuple):
+    """A checked and routed request: where it goes, what is sent, the TTL left, the target."""
+
+    destination: str
+    payload: bytes
+    ttl: int
+    target: Component
 
 
 class Broker:
@@ -217,8 +227,36 @@ class Broker:
     # -- the hot path ------------------------------------------------------------------
 
     async def _receive(self, subject: str, reply: str, data: bytes) -> None:
-        """Take one message off the subscription: spawn its task, waiting for a free slot."""
+        """Take one message off the subscription and relay it, or spawn a task for it.
+
+        A request to a target that answered recently is relayed right here:
+        decoding, checking and republishing never wait, so a task of its own
+        would only cost a task and a turn of the event loop per event. What
+        may wait (carrying a request through our inbox) or fails (answered
+        with an error event, logged) runs in a task.
+        """
         received = time.monotonic_ns()
+        transport = self._transport
+        if not self._accepting or transport is None:
+            return  # only after a shutdown deadline passed: the requester's deadline answers it
+        try:
+            event = codec.decode(data, max_size=self.settings.max_event_size)
+            relay = self._relay(event, subject, received)
+        except Exception:  # noqa: BLE001 - the task redoes it, answers and logs the failure
+            await self._spawn(self._handle(subject, reply, data, received))
+            return
+        if reply and self._answered.get(relay.destination, 0.0) <= time.monotonic():
+            await self._spawn(self._carry_event(event, subject, reply, relay))
+            return
+        try:
+            await transport.publish(relay.destination, relay.payload, reply=reply)
+        except KubeFoxError as exc:
+            await self._reject(event, exc, reply, subject)
+            return
+        self.routed += 1
+
+    async def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task of the broker, waiting for a free slot first."""
         # Waiting here (not in the task) is the back-pressure: nats-py holds the
         # next messages until a slot frees up.
         await self._slots.acquire()
@@ -226,11 +264,13 @@ class Broker:
         if not self._accepting or group is None:
             # Only after a shutdown deadline passed: the requester's deadline answers it.
             self._slots.release()
+            work.close()
             return
         try:
-            task = group.create_task(self._handle(subject, reply, data, received))
+            task = group.create_task(work)
         except RuntimeError:  # the group is shutting down because the view failed
             self._slots.release()
+            work.close()
             return
         self._tasks.add(task)
         self._idle.clear()
@@ -258,7 +298,22 @@ class Broker:
             error = KubeFoxError(f"{type(exc).__name__}: {exc}")
             await self._reject(event, error, reply, subject, logged=True)
 
-    async def _route(self, event: Event, subject: str, reply: str, received: int) -> None:
+    async def _carry_event(self, event: Event, subject: str, reply: str, relay: _Relay) -> None:
+        """The task of a request :meth:`_receive` checked and routed, to carry to its target."""
+        transport = self._transport
+        if transport is None:  # pragma: no cover - set before the subscription exists
+            return
+        try:
+            await self._carry(transport, relay, reply=reply)
+        except KubeFoxError as exc:
+            await self._reject(event, exc, reply, subject)
+        except Exception as exc:  # a task boundary: one bad event must not stop the rest
+            log.exception("event.failed", event_id=event.id, source=event.source.key)
+            error = KubeFoxError(f"{type(exc).__name__}: {exc}")
+            await self._reject(event, error, reply, subject, logged=True)
+
+    def _relay(self, event: Event, subject: str, received: int) -> _Relay:
+        """Check and route ``event``: the subject and payload to send it on with."""
         router = self._router
         if router is None:  # pragma: no cover - set before the subscription exists
             raise UnavailableError("the broker is not ready")
@@ -266,34 +321,29 @@ class Broker:
         ttl = event.ttl - (time.monotonic_ns() - received)
         if ttl <= 0:
             raise DeadlineExceededError("event ttl was spent in the broker")
-        settings = self.settings
+        # The event was checked when decoded, params and env come from validated resources.
         payload = codec.encode_matched(
-            routed.matched(event, ttl=ttl), max_size=settings.max_event_size
+            routed.matched(event, ttl=ttl), max_size=self.settings.max_event_size, trusted=True
         )
         target = routed.target
-        destination = self._destination(target)
+        return _Relay(self._destination(target), payload, ttl, target)
+
+    async def _route(self, event: Event, subject: str, reply: str, received: int) -> None:
+        relay = self._relay(event, subject, received)
         transport = self._transport
         if transport is None:  # pragma: no cover - set before the subscription exists
             raise UnavailableError("the broker is not ready")
-        if not reply or self._answered.get(destination, 0.0) > time.monotonic():
-            await transport.publish(destination, payload, reply=reply)
+        if not reply or self._answered.get(relay.destination, 0.0) > time.monotonic():
+            await transport.publish(relay.destination, relay.payload, reply=reply)
             self.routed += 1
             return
-        await self._carry(transport, destination, payload, reply=reply, ttl=ttl, target=target)
+        await self._carry(transport, relay, reply=reply)
 
-    async def _carry(
-        self,
-        transport: NatsTransport,
-        destination: str,
-        payload: bytes,
-        *,
-        reply: str,
-        ttl: int,
-        target: Component,
-    ) -> None:
+    async def _carry(self, transport: NatsTransport, relay: _Relay, *, reply: str) -> None:
         """Send a request with the broker's own inbox and pass the answer on (see above)."""
+        destination, target = relay.destination, relay.target
         try:
-            answer = await transport.request(destination, payload, timeout=ttl / 1e9)
+            answer = await transport.request(destination, relay.payload, timeout=relay.ttl / 1e9)
         except UnavailableError as exc:
             raise UnavailableError(
                 f'no instance of component "{target.name}" ({target.short_hash}) is running',

@@ -16,8 +16,9 @@ string to array of strings (headers, query).
 from __future__ import annotations
 
 import enum
+import os
+import threading
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -135,8 +136,46 @@ class SpanContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     flags: int = 0
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
+class _IdSource:
+    """Random (version 4) UUIDs as text, from OS randomness fetched 256 ids at a time.
+
+    ``str(uuid.uuid4())`` asks the kernel for 16 bytes per id, and every event
+    gets an id on every hop; a system call is several times the cost of the
+    rest on the virtual machines we run on. The ids stay as unpredictable
+    (the same ``os.urandom``); only the fetching is batched.
+    """
+
+    __slots__ = ("_lock", "_offset", "_pool")
+
+    _BATCH = 256
+    _VARIANT = "89ab"  # RFC 4122 variant: the high bits of the 9th byte are 10
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._offset = 0
+
+    def forget(self) -> None:
+        """Drop the fetched bytes (after a fork, so parent and child never share ids)."""
+        self._pool = b""
+        self._offset = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            offset = self._offset
+            if offset >= len(self._pool):
+                self._pool = os.urandom(16 * self._BATCH)
+                offset = 0
+            self._offset = offset + 16
+            raw = self._pool[offset : offset + 16]
+        h = raw.hex()
+        variant = self._VARIANT[(raw[8] >> 4) & 3]
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+#: A new random event id: a version 4 UUID as text, like ``str(uuid.uuid4())``.
+new_id = _IdSource()
+os.register_at_fork(after_in_child=new_id.forget)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -146,7 +185,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     hop. ``create_time`` is Unix nanoseconds.
     """
 
-    id: str = msgspec.field(default_factory=_new_id)
+    id: str = msgspec.field(default_factory=new_id)
     parent_id: str = ""
     parent_span: SpanContext | None = None
     type: str = ""

@@ -16,7 +16,13 @@ import msgspec
 import structlog
 
 from kubefox.core import codec
-from kubefox.core.errors import DeadlineExceededError, InvalidError, UnauthorizedError
+from kubefox.core.errors import (
+    ContentTooLargeError,
+    DeadlineExceededError,
+    InvalidError,
+    KubeFoxError,
+    UnauthorizedError,
+)
 from kubefox.core.events import (
     CONTENT_TYPE_HTML,
     CONTENT_TYPE_JSON,
@@ -431,7 +437,14 @@ class Kontext:
         )
         payload = codec.encode(request, max_size=session.max_event_size)
         answer = await session.transport.request(session.broker_subject, payload, timeout=budget)
-        reply = codec.decode(answer, max_size=session.max_event_size)
+        try:
+            reply = codec.decode(answer, max_size=session.max_event_size)
+        except (InvalidError, ContentTooLargeError) as exc:
+            # The dependency's fault, not our caller's: neither a 400 nor a 413.
+            raise KubeFoxError(
+                f"the reply of {dependency.name!r} is not a valid event: {exc.cause}",
+                dependency=dependency.name,
+            ) from exc
         if reply.type == TYPE_ERROR:
             raise codec.error_from_event(reply)
         return Reply(reply)

@@ -8,6 +8,7 @@ handler can never answer twice or forget to answer without the Kit noticing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from http import HTTPStatus
 from typing import Any
 
@@ -22,6 +23,7 @@ _MIN_STATUS = 100
 _MAX_STATUS = 599
 
 
+@functools.lru_cache(maxsize=1024)  # once per response; a few hundred codes exist at most
 def status_text(code: int) -> str:
     """``200 OK``: the code and its reason phrase, as upstream's ``status`` value."""
     try:

@@ -263,7 +263,8 @@ class Server:
             content_type=response.content_type,
         )
         try:
-            return codec.encode(event, max_size=self._settings.max_event_size)
+            # The values are the Kit's own (a checked status, canonical header lists).
+            return codec.encode(event, max_size=self._settings.max_event_size, trusted=True)
         except KubeFoxError as exc:
             self._log.warning("response.rejected", event_id=request.id, error=str(exc))
             return self._error(request, exc)

@@ -7,7 +7,10 @@ directory that exists is already right). The process learns who it is from
 ``KUBEFOX_KIT_*`` variables; only a few basics of the operator's own
 environment (``PATH``, ``HOME``, locale, ...) are passed on, so the operator's
 settings and secrets do not leak into user code. Output goes, appended, to
-``<work_dir>/logs/<app>-<component>-<hash7>.log``.
+``<work_dir>/logs/<app>-<component>-<hash7>.log``; a log larger than
+:data:`MAX_LOG_BYTES` when a process starts is moved to ``.log.1`` first (the
+older ``.1`` is dropped), so a component restarting in a loop cannot fill the
+disk. The output of one run is not bounded.
 
 A process that exits without being asked to is started again after an
 exponential backoff (:class:`~kubefox.operator.backoff.Backoff`). Stopping is
@@ -53,6 +56,8 @@ log = structlog.get_logger(__name__)
 ENTRY_POINT = "main.py"
 #: Environment variable carrying the instance id, fresh for every start.
 INSTANCE_ID_VAR = "KUBEFOX_KIT_INSTANCE_ID"
+#: Size beyond which an instance set's log is rotated when its next process starts.
+MAX_LOG_BYTES = 16 * 1024 * 1024
 
 # What a child may inherit from the operator's environment: enough for Python
 # and common libraries to work, nothing that configures the platform.
@@ -326,6 +331,7 @@ class LocalScheduler:
             INSTANCE_ID_VAR: instance_id,
         }
         instance.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _rotate_log(instance.log_path)
         with _open_log(instance.log_path) as output:
             output.write(f"--- {_now()} kubefox: starting instance {instance_id}\n".encode())
             output.flush()
@@ -431,6 +437,16 @@ class LocalScheduler:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+
+def _rotate_log(path: Path) -> None:
+    """Move ``path`` to ``<path>.1`` if it has grown past :data:`MAX_LOG_BYTES`."""
+    try:
+        if path.stat().st_size > MAX_LOG_BYTES:
+            path.replace(path.with_name(path.name + ".1"))
+            log.info("instance.log_rotated", log=str(path))
+    except FileNotFoundError:
+        return
 
 
 def _open_log(path: Path) -> BinaryIO:

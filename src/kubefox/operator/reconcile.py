@@ -37,6 +37,7 @@ from kubefox.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from kubefox.operator.releases import ReleaseController
 from kubefox.operator.scheduler import InstanceSpec, Scheduler, instance_key
 from kubefox.operator.settings import OperatorSettings
 from kubefox.operator.status import (
@@ -98,11 +99,15 @@ class Operator:
         self._scheduler = scheduler
         self._registry = registry
         self._view = view
+        # The VirtualEnvironment controller: releases, deadlines, manifests.
+        self.releases = ReleaseController(self._typed, view)
         self._ensured: dict[str, InstanceSpec] = {}
         self._missing: dict[str, str] = {}  # key -> name of the artifact that does not exist
         self._errors: dict[str, str] = {}  # key -> why the scheduler could not start it
         self._removing: set[str] = set()
         self._dirty = asyncio.Event()
+        # Set after the first complete pass: statuses then describe this run, not the last.
+        self._reconciled = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -131,10 +136,12 @@ class Operator:
                 tg.create_task(self._follow("registry", self._registry.run())),
             ]
             loop = tg.create_task(self._reconcile_forever(), name="reconcile")
+            releases = tg.create_task(self.releases.run(), name="releases")
             await self._stopping.wait()
             log.info("operator.stopping")
             loop.cancel()
-            await asyncio.wait([loop])  # no new ensure() once the scheduler closes
+            releases.cancel()
+            await asyncio.wait([loop, releases])  # no new ensure() once the scheduler closes
             await self._scheduler.aclose()
             await scheduler
             for follower in followers:
@@ -152,6 +159,15 @@ class Operator:
             loop.call_soon_threadsafe(self._stopping.set)
         except RuntimeError:  # the loop closed meanwhile: nothing left to stop
             return
+
+    async def wait_reconciled(self) -> None:
+        """Return once a reconcile pass of this run has completed.
+
+        Statuses stored by an earlier run (before a restart) may still say
+        ``Available`` for instances that no longer run; after this, every status
+        that changed has been written by this run.
+        """
+        await self._reconciled.wait()
 
     async def wait_available(self, name: str, timeout: float) -> AppDeployment:  # noqa: ASYNC109
         """See :func:`wait_available`; waits on this operator's view."""
@@ -184,6 +200,8 @@ class Operator:
                 log.exception("operator.reconcile_failed")
                 await asyncio.sleep(_RETRY_AFTER_FAILURE)
                 self._dirty.set()
+            else:
+                self._reconciled.set()
 
     # -- one pass ------------------------------------------------------------------------
 

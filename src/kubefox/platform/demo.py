@@ -2,23 +2,32 @@
 
 The app is copied into the state directory as a git repository with one
 commit (what ``fox init`` will do for a new user), published, its
-``hack/environments`` applied, and its deployment waited for. The result
-names the requests that work, so the caller can print them.
+``hack/environments`` applied, and its deployment waited for; then it is
+tagged and published again as version ``v1``, and ``v1`` is released to every
+virtual environment the app defines (§9.3 steps 1-7). The result names the
+requests that work, with and without ``kf-dep``/``kf-ve``, so the caller can
+print them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path as FilePath
 
-from kubefox.core.errors import InvalidError, RouteInvalidError
+from kubefox.core.errors import ConflictError, InvalidError, RouteInvalidError
 from kubefox.core.route_ast import Literal, Path
 from kubefox.core.routes import parse, resolve
 from kubefox.platform.embedded import EmbeddedPlatform
+from kubefox.publish import create_tag
+from kubefox.releases import release, wait_released
 from kubefox.resources import AppDeployment, Data, Environment, VirtualEnvironment, merge_data
+
+#: The version the demo publishes and releases (upstream's quickstart step 7).
+DEMO_VERSION = "v1"
 
 _GIT_IDENTITY = ["-c", "user.name=KubeFox", "-c", "user.email=kubefox@localhost"]
 
@@ -38,6 +47,19 @@ def _as_git_repo(source: FilePath, apps_dir: FilePath) -> FilePath:
     return dest
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DemoUrls:
+    """URLs that answer once the demo is deployed.
+
+    Attributes:
+        released: without parameters: the release of each virtual environment serves them.
+        explicit: with ``kf-dep`` (the branch deployment) and ``kf-ve``.
+    """
+
+    released: tuple[str, ...]
+    explicit: tuple[str, ...]
+
+
 async def deploy_demo(
     platform: EmbeddedPlatform,
     source: FilePath,
@@ -45,11 +67,23 @@ async def deploy_demo(
     progress: Callable[[str], None] | None = None,
     within: float = 60.0,
 ) -> list[str]:
-    """Publish the app at ``source`` and apply its environments; return example URLs.
+    """:func:`start_demo`, its URLs as one list: the explicit ones first, then the released."""
+    urls = await start_demo(platform, source, progress=progress, within=within)
+    return [*urls.explicit, *urls.released]
+
+
+async def start_demo(
+    platform: EmbeddedPlatform,
+    source: FilePath,
+    *,
+    progress: Callable[[str], None] | None = None,
+    within: float = 60.0,
+) -> DemoUrls:
+    """Publish the app at ``source``, apply its environments, release ``v1``; return URLs.
 
     Each URL is one that answers: for every virtual environment the app's
-    ``hack/environments`` defines, its deployment's route with ``kf-dep`` and
-    ``kf-ve`` set.
+    ``hack/environments`` defines, its deployment's route without parameters
+    (served by the release of ``v1``) and with ``kf-dep`` and ``kf-ve`` set.
     """
     say = progress or (lambda _: None)
     repo = await asyncio.to_thread(_as_git_repo, source, platform.state_dir / "apps")
@@ -59,9 +93,16 @@ async def deploy_demo(
     say(f"applied {len(applied)} resources from hack/environments")
     await platform.wait_available(result.name, within=within)
     say(f"AppDeployment {result.name!r} is available")
+    versioned = await _publish_version(platform, repo, say)
+    await platform.wait_available(versioned, within=within)
     deployment = result.app_deployment
-    urls = []
+    urls: list[str] = []
+    released: list[str] = []
     for ve in (r for r in applied if isinstance(r, VirtualEnvironment)):
+        name = ve.metadata.name
+        written = await release(platform.resources, virtual_environment=name, ref=versioned)
+        await wait_released(platform.view, name, timeout=within, release=written.spec.release)
+        say(f"{versioned!r} is released to {name!r}")
         env = next(
             (
                 r
@@ -76,7 +117,29 @@ async def deploy_demo(
         for path in _literal_paths(deployment, data):
             query = f"kf-dep={result.name}&kf-ve={ve.metadata.name}"
             urls.append(f"{platform.http_url}{path}?{query}")
-    return urls
+            released.append(f"{platform.http_url}{path}")
+    return DemoUrls(released=tuple(released), explicit=tuple(urls))
+
+
+async def _publish_version(
+    platform: EmbeddedPlatform, repo: FilePath, say: Callable[[str], None]
+) -> str:
+    """Tag HEAD ``v1`` and publish it; the AppDeployment's name.
+
+    A state directory kept from an earlier run already holds ``<app>-v1``, from
+    a commit of that run's copy: versioned deployments are immutable, so that
+    one is released again.
+    """
+    await asyncio.to_thread(create_tag, repo, DEMO_VERSION)
+    try:
+        result = await platform.publish(repo, version=DEMO_VERSION, progress=say)
+    except ConflictError as exc:
+        name = str(exc.details.get("name", ""))
+        if not name:
+            raise
+        say(f"{name!r} exists from an earlier run; releasing it as it is")
+        return name
+    return result.name
 
 
 def _literal_paths(deployment: AppDeployment, data: Data) -> list[str]:

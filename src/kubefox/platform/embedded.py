@@ -25,12 +25,23 @@ from urllib.parse import urlsplit
 import structlog
 
 from kubefox.adapters.http import HttpServer, HttpsrvSettings
+from kubefox.api import ApiServer, ApiSettings, create_app
 from kubefox.broker import Broker, BrokerSettings
 from kubefox.core.errors import KubeFoxError
 from kubefox.operator import LocalScheduler, Operator, OperatorSettings, wait_available
 from kubefox.platform.settings import PlatformSettings
 from kubefox.publish import PublishResult, publish
-from kubefox.resources import AppDeployment, Platform, Resource, load_yaml
+from kubefox.resources import (
+    AppDeployment,
+    Condition,
+    ConditionReason,
+    ConditionStatus,
+    ConditionType,
+    Platform,
+    PlatformStatus,
+    Resource,
+    load_yaml,
+)
 from kubefox.router import ResourceView, Router
 from kubefox.store.instances import InstanceRegistry
 from kubefox.store.jetstream import JetStreamStore
@@ -49,8 +60,11 @@ PORTS_FILE = "ports.json"
 class EmbeddedPlatform:
     """Every part of one platform on this machine, started and stopped together."""
 
-    def __init__(self, settings: PlatformSettings) -> None:
+    def __init__(self, settings: PlatformSettings, *, api: ApiSettings | None = None) -> None:
         self.settings = settings
+        # Library code never reads the environment: defaults unless the entry point passed some.
+        self._api_settings = api or ApiSettings.model_construct(host=settings.http_host)
+        self._api: ApiServer | None = None
         self.state_dir = Path(settings.state_dir).resolve()
         self.nats = EmbeddedNatsServer(self.state_dir / "nats", port=settings.nats_port)
         self._store: JetStreamStore | None = None
@@ -103,6 +117,11 @@ class EmbeddedPlatform:
         """Base URL of httpsrv, e.g. ``http://127.0.0.1:8080``."""
         return _started(self._http).url
 
+    @property
+    def api_url(self) -> str:
+        """Base URL of the control-plane API, e.g. ``http://127.0.0.1:8081``."""
+        return _started(self._api).url
+
     def endpoints(self) -> dict[str, Any]:
         """Where each part listens (also written to ``endpoints.json`` in the state dir)."""
         return {
@@ -112,6 +131,8 @@ class EmbeddedPlatform:
             "http": self._http.url
             if self._http is not None and self._http.started.is_set()
             else None,
+            "api": self._api.url if self._api is not None and self._api.started.is_set() else None,
+            "brokers": len(self._brokers),
             "stateDir": str(self.state_dir),
         }
 
@@ -152,6 +173,9 @@ class EmbeddedPlatform:
         """
         view = _started(self._operator_view)
         async with asyncio.timeout(within):
+            # After a restart the stored statuses are the last run's until the
+            # operator's first pass has written this run's.
+            await _started(self._operator).wait_reconciled()
             await view.wait_for_revision(await self.store.revision())
         return await wait_available(view, name, timeout=within)
 
@@ -176,7 +200,8 @@ class EmbeddedPlatform:
             raise
         (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(self.endpoints(), indent=2))
         http_port = urlsplit(self.http_url).port
-        (self.state_dir / PORTS_FILE).write_text(json.dumps({"http": http_port}))
+        api_port = urlsplit(self.api_url).port
+        (self.state_dir / PORTS_FILE).write_text(json.dumps({"http": http_port, "api": api_port}))
         log.info("platform.started", **self.endpoints())
 
     async def stop(self) -> None:
@@ -261,15 +286,15 @@ class EmbeddedPlatform:
             nats_url=url,
             bucket=s.bucket,
             host=s.http_host,
-            port=s.http_port or self._remembered_http_port(),
+            port=s.http_port or self._remembered_port("http"),
             shutdown_grace=s.shutdown_grace,
         )
         return operator, broker, http
 
-    def _remembered_http_port(self) -> int:
-        """Last run's httpsrv port if it is still free, so printed URLs keep working; else 0."""
+    def _remembered_port(self, part: str) -> int:
+        """Last run's port of ``part`` if it is still free, so printed URLs keep working; else 0."""
         try:
-            port = int(json.loads((self.state_dir / PORTS_FILE).read_text())["http"])
+            port = int(json.loads((self.state_dir / PORTS_FILE).read_text())[part])
         except (OSError, ValueError, KeyError, TypeError):
             return 0
         with socket.socket() as probe:
@@ -311,12 +336,23 @@ class EmbeddedPlatform:
             started = tasks.create_task(self._http.started.wait(), name="httpsrv-started")
             await asyncio.wait({started, http_task}, return_when=asyncio.FIRST_COMPLETED)
             if started.done():
-                self._ready.set()
+                self._api = self._api_server()
+                api_task = tasks.create_task(self._api.run(), name="api")
+                roles.append(api_task)
+                await asyncio.wait(
+                    {tasks.create_task(self._api.started.wait()), api_task},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not api_task.done():
+                    await self._mark_platform_available()
+                    self._ready.set()
             else:
                 started.cancel()
             await self._stop.wait()
             log.info("platform.stopping")
             self._http.stop()
+            if self._api is not None:
+                self._api.stop()
             for broker in self._brokers:
                 broker.stop()
             self._operator.stop()
@@ -324,6 +360,43 @@ class EmbeddedPlatform:
             _, stuck = await asyncio.wait(roles, timeout=self.settings.shutdown_grace * 2)
             for task in (*stuck, view_task):
                 task.cancel()
+
+    def _api_server(self) -> ApiServer:
+        api = self._api_settings
+        if not api.port:
+            api = api.model_copy(update={"port": self._remembered_port("api")})
+        closing = asyncio.Event()
+        app = create_app(
+            store=self.store,
+            artifacts=self.artifacts,
+            view=self.view,
+            platform=self.settings.name,
+            namespace=self.settings.namespace,
+            settings=api,
+            registry=self.registry,
+            scheduler=self._scheduler,
+            endpoints=self.endpoints,
+            closing=closing,
+        )
+        return ApiServer(api, app, closing=closing)
+
+    async def _mark_platform_available(self) -> None:
+        """Every role serves: say so on the Platform resource, as upstream's operator does."""
+        typed = self.resources
+        with contextlib.suppress(KubeFoxError):
+            platform = await typed.get(Platform, self.settings.name)
+            platform.status = PlatformStatus(
+                conditions=[
+                    Condition(
+                        type=ConditionType.AVAILABLE,
+                        status=ConditionStatus.TRUE,
+                        reason=ConditionReason.PLATFORM_COMPONENTS_AVAILABLE,
+                        message="Platform Components are available.",
+                        observed_generation=platform.metadata.generation,
+                    )
+                ]
+            )
+            await typed.update(platform)
 
 
 _T = TypeVar("_T")

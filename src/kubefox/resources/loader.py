@@ -31,18 +31,50 @@ from kubefox.resources.meta import API_VERSION
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Deepest nesting of collections accepted; resources need fewer than ten levels.
+MAX_YAML_DEPTH = 100
 
 Record = dict[str, Any]
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML loading that refuses duplicate keys and keeps timestamps as text."""
+    """Safe YAML loading that refuses duplicate keys and keeps timestamps as text.
+
+    It also refuses what would make PyYAML itself fail with something other
+    than a YAML error: collections nested deeper than :data:`MAX_YAML_DEPTH`
+    (the composer recurses once per level, so ``[[[...]]]`` ended in a
+    ``RecursionError``) and integers too long for ``int()`` (a ``ValueError``).
+    """
 
     # Class-level on purpose: this is how PyYAML resolvers are configured per loader.
     yaml_implicit_resolvers = {  # noqa: RUF012
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"collections nested deeper than {MAX_YAML_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as exc:  # more digits than int() converts
+            raise yaml.constructor.ConstructorError(
+                None, None, "an integer with too many digits", node.start_mark
+            ) from exc
 
     def construct_mapping(
         self,
@@ -63,6 +95,10 @@ class _Loader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# PyYAML looks constructors up in a per-class table, not by method name.
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _json_path(loc: tuple[int | str, ...]) -> str:

@@ -47,13 +47,17 @@ from kubefox.core.events import (
 from kubefox.resources import (
     AppDeployment,
     ComponentType,
+    Data,
     Environment,
     HTTPAdapter,
+    ReleaseManifest,
     VirtualEnvironment,
     merge_data,
     validate_app_deployment,
 )
+from kubefox.resources.validation import AnyHTTPAdapter
 from kubefox.router.contexts import ResolvedContext, build_matcher
+from kubefox.router.releases import ReleaseMatcher
 from kubefox.router.view import ResourceView
 
 
@@ -91,7 +95,7 @@ class Routed:
         )
 
 
-_ContextKey = tuple[str, str]
+_ContextKey = tuple[str, str, str]
 _Revisions = tuple[str | None, ...]
 
 
@@ -109,20 +113,26 @@ class Router:
         self.view = view
         self.platform = platform
         self._contexts: dict[_ContextKey, _Cached] = {}
+        self.releases = ReleaseMatcher(view)
 
-    def context(self, app_deployment: str, virtual_environment: str) -> ResolvedContext:
+    def context(
+        self, app_deployment: str, virtual_environment: str, release_manifest: str = ""
+    ) -> ResolvedContext:
         """The resolved context for a deployment in a virtual environment.
 
+        With a ``release_manifest`` (a Stable release) the data and adapters
+        are the manifest's, frozen at activation; otherwise the live ones.
         Contexts are cached by the resource versions of everything they are
         built from; while the view has not changed at all, the cached one is
         returned without comparing those.
 
         Raises:
-            NotFoundError: the deployment, virtual environment or its environment
-                does not exist.
+            NotFoundError: the deployment, virtual environment, its environment
+                or the manifest does not exist.
+            InvalidError: the manifest is not one of the virtual environment's.
         """
         view = self.view
-        key = (app_deployment, virtual_environment)
+        key = (app_deployment, virtual_environment, release_manifest)
         cached = self._contexts.get(key)
         if cached is not None and cached.view_revision == view.revision:
             return cached.context
@@ -132,25 +142,43 @@ class Router:
         ve = view.get(VirtualEnvironment, virtual_environment)
         if ve is None:
             raise NotFoundError(f'VirtualEnvironment "{virtual_environment}" not found')
-        environment = view.get(Environment, ve.spec.environment)
-        if environment is None:
-            raise NotFoundError(f'Environment "{ve.spec.environment}" not found')
-        adapters = {adapter.metadata.name: adapter for adapter in view.all(HTTPAdapter)}
+        adapters: dict[str, AnyHTTPAdapter]
+        if release_manifest:
+            manifest = view.get(ReleaseManifest, release_manifest)
+            if manifest is None:
+                raise NotFoundError(f'ReleaseManifest "{release_manifest}" not found')
+            if manifest.spec.virtual_environment.metadata.name != virtual_environment:
+                raise InvalidError(
+                    "event context is invalid",
+                    reason=f'ReleaseManifest "{release_manifest}" is not a release of '
+                    f'VirtualEnvironment "{virtual_environment}"',
+                )
+            adapters = {adapter.metadata.name: adapter for adapter in manifest.spec.adapters.http}
+            source_revision = manifest.metadata.resource_version
+            layers: tuple[Data, Data | None] = (manifest.data, None)
+        else:
+            environment = view.get(Environment, ve.spec.environment)
+            if environment is None:
+                raise NotFoundError(f'Environment "{ve.spec.environment}" not found')
+            adapters = {adapter.metadata.name: adapter for adapter in view.all(HTTPAdapter)}
+            source_revision = environment.metadata.resource_version
+            layers = (environment.data, ve.data)
         revisions: _Revisions = (
             deployment.metadata.resource_version,
             ve.metadata.resource_version,
-            environment.metadata.resource_version,
+            source_revision,
             *(adapters[name].metadata.resource_version for name in sorted(adapters)),
         )
         if cached is not None and cached.revisions == revisions:
             self._contexts[key] = _Cached(view.revision, revisions, cached.context)
             return cached.context
-        data = merge_data(environment.data, ve.data)
+        data = merge_data(*layers)  # only when the cache missed: it validates every value
         resolved = ResolvedContext(
             event_context=EventContext(
                 platform=self.platform,
                 virtual_environment=virtual_environment,
                 app_deployment=app_deployment,
+                release_manifest=release_manifest,
             ),
             deployment=deployment,
             data=data,
@@ -171,8 +199,12 @@ class Router:
         """
         context = event.context
         if not (context.app_deployment or context.virtual_environment):
-            # Release routing arrives with releases; until then nothing matches.
-            raise RouteNotFoundError()
+            if context.release_manifest:
+                raise InvalidError(
+                    "event context is invalid",
+                    reason="a release manifest needs the app deployment and virtual environment",
+                )
+            return self._route_release(event)
         if not (context.app_deployment and context.virtual_environment):
             raise InvalidError(
                 "event context is invalid",
@@ -234,7 +266,9 @@ class Router:
                 "event context is invalid",
                 reason="app deployment and virtual environment are required",
             )
-        resolved = self.context(context.app_deployment, context.virtual_environment)
+        resolved = self.context(
+            context.app_deployment, context.virtual_environment, context.release_manifest
+        )
         resolved.raise_if_invalid()
         source_def = resolved.definition(source.name)
         if source_def is None or source.app != resolved.app:
@@ -269,6 +303,29 @@ class Router:
             resolved_target,
             has_routes=bool(target_def.routes),
             has_default=target_def.default_handler,
+        )
+
+    def _route_release(self, event: Event) -> Routed:
+        """Release routing (§3.5 B): the first released route that matches sets the context."""
+        if event.target is not None and event.target.name:
+            raise InvalidError("event context is invalid", reason="genesis event target is set")
+        match = self.releases.match(event)
+        if match is None:
+            raise RouteNotFoundError()
+        released = match.route.target
+        resolved = self.context(
+            released.app_deployment, released.virtual_environment, released.release_manifest
+        )
+        resolved.raise_if_invalid()
+        target = resolved.component(released.component)
+        if target is None:  # the release matcher is built from the deployment's own components
+            raise RouteNotFoundError()
+        return Routed(
+            context=resolved,
+            target=target,
+            route_id=released.route_id,
+            params=match.params,
+            path_suffix=match.path_suffix,
         )
 
     def _component_route(

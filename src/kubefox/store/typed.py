@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 from kubefox.core.errors import ConflictError
 from kubefox.resources import (
     AppDeployment,
+    Release,
     ReleaseManifest,
     Resource,
     VirtualEnvironment,
     dump,
     parse_resource,
 )
+from kubefox.store import admission
 from kubefox.store.protocol import ResourceKey, ResourceStore, StoredResource
 
 R = TypeVar("R", bound=Resource)
@@ -107,15 +109,24 @@ class TypedStore:
         return [_typed(model, from_stored(stored)) for stored in found]
 
     async def create(self, resource: R) -> R:
-        """Store a new resource; ``ConflictError`` if one of that name exists."""
+        """Store a new resource; ``ConflictError`` if one of that name exists.
+
+        Admission rules apply (:mod:`kubefox.store.admission`).
+        """
         body = self._stamp_new(resource)
-        stored = await self.store.create(self._key_of(resource), body)
+        key = self._key_of(resource)
+        await admission.check_create(self.store, key, body)
+        stored = await self.store.create(key, body)
         return _typed(type(resource), from_stored(stored))
 
     async def apply(self, resource: R) -> R:
         """Create ``resource`` or replace the spec of the existing one, keeping its status.
 
-        Concurrent writers are resolved by compare-and-set with a bounded retry.
+        A VirtualEnvironment applied without ``spec.release`` keeps the release
+        it has (``fox release`` owns that field, as ``kubectl apply``'s
+        three-way merge leaves alone a field it never set); ``release: null``
+        clears it. Concurrent writers are resolved by compare-and-set with a
+        bounded retry.
         """
         key = self._key_of(resource)
         for _ in range(_MAX_APPLY_ATTEMPTS):
@@ -126,7 +137,10 @@ class TypedStore:
                     return await self.create(resource)
                 except ConflictError:
                     continue
-            body = self._stamp_update(resource, current.body, keep_status=True)
+            body = self._stamp_update(
+                _keeping_release(resource, current.body), current.body, keep_status=True
+            )
+            admission.check_update(key, current.body, body)
             try:
                 stored = await self.store.update(key, body, revision=current.revision)
             except ConflictError:
@@ -143,14 +157,21 @@ class TypedStore:
         revision = int(resource.metadata.resource_version or 0)
         current = await self.store.get(key)
         body = self._stamp_update(resource, current.body, keep_status=False)
+        admission.check_update(key, current.body, body)
         stored = await self.store.update(key, body, revision=revision)
         return _typed(type(resource), from_stored(stored))
 
     async def delete(
         self, model: type[Resource], name: str, *, revision: int | None = None
     ) -> None:
-        """Remove the resource; ``NotFoundError`` if there is none."""
-        await self.store.delete(self.key(model.__name__, name), revision=revision)
+        """Remove the resource; ``NotFoundError`` if there is none.
+
+        ``ProtectedError`` if a VirtualEnvironment's release still uses it
+        (:mod:`kubefox.store.admission`).
+        """
+        key = self.key(model.__name__, name)
+        await admission.check_delete(self.store, key)
+        await self.store.delete(key, revision=revision)
 
     def _key_of(self, resource: Resource) -> ResourceKey:
         return self.key(type(resource).__name__, resource.metadata.name)
@@ -188,6 +209,18 @@ class TypedStore:
             else:
                 body.pop("status", None)
         return body
+
+
+def _keeping_release(resource: R, current: Mapping[str, Any]) -> R:
+    """``resource`` with the stored ``spec.release`` if it is a VE that does not set one."""
+    if not isinstance(resource, VirtualEnvironment) or "release" in resource.spec.model_fields_set:
+        return resource
+    spec = current.get("spec")
+    stored = spec.get("release") if isinstance(spec, Mapping) else None
+    if stored is None:
+        return resource
+    kept = resource.spec.model_copy(update={"release": Release.model_validate(stored)})
+    return resource.model_copy(update={"spec": kept})
 
 
 def _typed(model: type[R], resource: Resource) -> R:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import structlog
 
@@ -20,8 +21,17 @@ _LEVELS = {
 }
 
 
-def configure_logging(*, log_format: str = "console", level: str = "info") -> None:
-    """Configure structlog for this process: JSON for machines, console for people."""
+def configure_logging(
+    *,
+    log_format: str = "console",
+    level: str = "info",
+    forward: Sequence[structlog.types.Processor] = (),
+) -> None:
+    """Configure structlog for this process: JSON for machines, console for people.
+
+    ``forward`` processors see every line before it is rendered (an
+    ``OtelLogForwarder`` sends each to the telemetry store).
+    """
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -31,6 +41,7 @@ def configure_logging(*, log_format: str = "console", level: str = "info") -> No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *forward,
     ]
     if log_format == "json":
         # the console renderer formats exceptions itself and warns if this runs first

@@ -294,8 +294,8 @@ async def test_an_unexpected_exception_is_logged_and_answered_500_without_detail
     assert entry["exc_info"] is True
 
 
-async def test_an_oversized_reply_is_413(router: Router) -> None:
-    """A reply larger than the maximum event size is refused with 413."""
+async def test_an_oversized_reply_is_an_unexpected_error(router: Router) -> None:
+    """A reply larger than the maximum event size is the component's fault: 500, not 413."""
 
     async def huge(matched: MatchedEvent) -> bytes:
         return codec.encode(matched.event.reply(source=FRONTEND, content=b"x" * 10_000))
@@ -304,7 +304,8 @@ async def test_an_oversized_reply_is_413(router: Router) -> None:
 
     response = await get(app, f"/qa/hello?{QA}")
 
-    assert response.status_code == 413
+    assert response.status_code == 500
+    assert response.text.startswith("unexpected error: the reply is too large: event is ")
 
 
 async def test_a_malformed_reply_is_an_unexpected_error(router: Router) -> None:

@@ -25,6 +25,7 @@ import uvicorn
 
 from kubefox.adapters.http.app import HttpAdapter, adapter_identity
 from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
+from kubefox.adapters.http.protocol import guarded_protocol
 from kubefox.adapters.http.settings import HttpsrvSettings
 from kubefox.core.errors import PortUnavailableError
 from kubefox.router import ResourceView, Router
@@ -168,7 +169,11 @@ class HttpServer:
             host=settings.host,
             port=sock.getsockname()[1],
             loop="uvloop",
-            http="httptools",
+            http=guarded_protocol(
+                header_timeout=settings.header_timeout,
+                body_timeout=settings.body_timeout,
+                max_head_size=settings.max_head_size,
+            ),
             ws="none",
             lifespan="off",
             interface="asgi3",
@@ -177,6 +182,7 @@ class HttpServer:
             proxy_headers=False,  # translate honours X-Forwarded-* itself
             server_header=False,
             backlog=_BACKLOG,
+            limit_concurrency=settings.max_connections,
             # uvicorn annotates these seconds as int but waits any float.
             timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         )

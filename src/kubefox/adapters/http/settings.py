@@ -55,3 +55,26 @@ class HttpsrvSettings(BaseSettings):
         gt=0,
         description="Seconds in-flight requests get to finish once stopping has begun.",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's line and headers, from the "
+        "connection opening or the first byte of a request; past it the answer is 408.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client may take to send a request's body once its headers are "
+        "in; past it the answer is 408.",
+    )
+    max_head_size: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers in bytes; a larger head is answered 431.",
+    )
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open connections (and requests in progress) beyond which new requests are "
+        "answered 503 at once.",
+    )

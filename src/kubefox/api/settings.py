@@ -1,0 +1,40 @@
+"""Settings of the control-plane API, read once from ``KUBEFOX_API_*`` at the entry point."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Everything the API server can be told; nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KUBEFOX_API_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    host: str = Field(default="127.0.0.1", description="Address the API server binds to.")
+    port: int = Field(
+        default=0, ge=0, le=65535, description="Port the API server binds to; 0 picks a free one."
+    )
+    max_artifact_size: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Largest component artifact, in bytes, that may be uploaded.",
+    )
+    max_body_size: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="Largest resource document, in bytes, that may be sent.",
+    )
+    max_wait: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest a request may wait for a condition (release, availability), "
+        "in seconds.",
+    )
+    shutdown_grace: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds in-flight requests (and open watches) get once stopping has begun.",
+    )

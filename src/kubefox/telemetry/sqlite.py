@@ -1,0 +1,373 @@
+"""The default telemetry store: one SQLite file in the platform's state directory.
+
+Every statement runs on one dedicated thread that owns the connection, so
+the event loop never blocks on disk and writes are naturally serialised. The
+database is in WAL mode, so another process (``fox trace`` reading the file
+while the platform writes it) reads without waiting. ``synchronous=NORMAL``:
+a power cut may lose the last moments of telemetry, never corrupt the file.
+
+Deleted rows free pages that later writes reuse, and ``auto_vacuum =
+INCREMENTAL`` hands them back to the file system after a prune, so the file
+stays near the retention's ``max_bytes`` of payload plus indexes.
+"""
+
+# ruff: noqa: S608 - SQL text is built only from this module's constants; values are parameters
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import functools
+import sqlite3
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubefox.core.errors import NotFoundError, UnavailableError
+from kubefox.telemetry import _sql
+from kubefox.telemetry.protocol import LogQuery, Retention, check_limit
+from kubefox.telemetry.records import LogRecord, SpanRecord, Trace, check_trace_id
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
+    name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    status_code INTEGER NOT NULL, status_message TEXT NOT NULL, service TEXT NOT NULL,
+    event_id TEXT NOT NULL, app TEXT NOT NULL, component TEXT NOT NULL, ve TEXT NOT NULL,
+    attributes TEXT NOT NULL, resource TEXT NOT NULL, events TEXT NOT NULL, scope TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    UNIQUE (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_event ON spans (event_id) WHERE event_id != '';
+CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_ns) WHERE parent_span_id = '';
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ns INTEGER NOT NULL, severity_number INTEGER NOT NULL, severity_text TEXT NOT NULL,
+    body TEXT NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL, event_id TEXT NOT NULL,
+    app TEXT NOT NULL, component TEXT NOT NULL, ve TEXT NOT NULL, service TEXT NOT NULL,
+    attributes TEXT NOT NULL, resource TEXT NOT NULL, size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_time ON logs (time_ns);
+CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id) WHERE trace_id != '';
+CREATE INDEX IF NOT EXISTS logs_app ON logs (app, component, time_ns);
+"""
+
+_INSERT_SPAN = (
+    f"INSERT OR IGNORE INTO spans ({', '.join(_sql.SPAN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_sql.SPAN_COLUMNS))})"
+)
+_INSERT_LOG = (
+    f"INSERT INTO logs ({', '.join(_sql.LOG_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_sql.LOG_COLUMNS))})"
+)
+_FOLLOW_BATCH = 500
+
+
+def _placeholder(_: int) -> str:
+    return "?"
+
+
+def _boundary_by_bytes(table: str) -> str:
+    # the newest seq whose running total of size (newest first) exceeds the budget
+    return (
+        f"SELECT seq FROM (SELECT seq, SUM(size) OVER (ORDER BY seq DESC) AS acc FROM {table}) "
+        "WHERE acc > ? ORDER BY seq DESC LIMIT 1"
+    )
+
+
+class SQLiteTelemetryStore:
+    """A :class:`~kubefox.telemetry.protocol.TelemetryStore` in one SQLite file.
+
+    Open it with :meth:`open`; ``":memory:"`` keeps everything in this process.
+
+    Args:
+        connection: an open connection, used only on ``executor``'s one thread.
+        executor: a one-thread executor owning ``connection``.
+        retention: what the store keeps.
+        poll_interval: seconds between two looks for records other processes wrote.
+        clock: the wall clock in Unix nanoseconds (retention ages against it).
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        *,
+        retention: Retention,
+        poll_interval: float,
+        clock: Callable[[], int],
+    ) -> None:
+        self.retention = retention
+        self._db = connection
+        self._executor = executor
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._closed = False
+        self._notifier = _sql.Notifier()
+        self._written = 0
+        self._last_prune = time.monotonic()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        retention: Retention | None = None,
+        poll_interval: float = 0.5,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> SQLiteTelemetryStore:
+        """Open (creating it and its directory if needed) the store at ``path``.
+
+        Raises:
+            UnavailableError: the file cannot be opened or is not a telemetry store.
+        """
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="kubefox-telemetry-sqlite"
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            connection = await loop.run_in_executor(executor, _connect, str(path))
+        except (sqlite3.Error, OSError) as exc:
+            executor.shutdown(wait=False)
+            raise UnavailableError(f"cannot open the telemetry store {path}: {exc}") from exc
+        store = cls(
+            connection,
+            executor,
+            retention=retention or Retention(),
+            poll_interval=poll_interval,
+            clock=clock,
+        )
+        await store.prune()
+        return store
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("the telemetry store is closed")
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"telemetry store failed: {exc}") from exc
+        except RuntimeError as exc:  # the executor was shut down by aclose meanwhile
+            raise UnavailableError("the telemetry store is closed") from exc
+
+    def _write(self, statement: str, rows: list[Any]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(statement, rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def _after_write(self, count: int) -> None:
+        self._written += count
+        retention = self.retention
+        if (
+            self._written >= retention.prune_every
+            or time.monotonic() - self._last_prune >= retention.prune_interval
+        ):
+            await self.prune()
+
+    # -- the port ----------------------------------------------------------------------------
+
+    async def put_spans(self, spans: Sequence[SpanRecord]) -> None:
+        """Keep ``spans``; a span already kept (same trace and span id) is kept once."""
+        self._check_open()
+        if not spans:
+            return
+        rows = [_sql.span_row(span) for span in spans]
+        await self._run(self._write, _INSERT_SPAN, rows)
+        await self._after_write(len(rows))
+
+    async def put_logs(self, records: Sequence[LogRecord]) -> None:
+        """Keep ``records``; each gets a new ``seq``."""
+        self._check_open()
+        if not records:
+            return
+        rows = [_sql.log_row(record) for record in records]
+        await self._run(self._write, _INSERT_LOG, rows)
+        self._notifier.notify()
+        await self._after_write(len(rows))
+
+    def _select_trace(self, trace_id: str) -> list[SpanRecord]:
+        cursor = self._db.execute(
+            f"SELECT {_sql.SPAN_SELECT} FROM spans WHERE trace_id = ?", (trace_id,)
+        )
+        return [_sql.span_from_row(row) for row in cursor.fetchall()]
+
+    async def trace(self, trace_id: str) -> Trace:
+        """Every kept span of ``trace_id``; ``NotFoundError`` if there is none."""
+        trace_id = check_trace_id(trace_id)
+        spans = await self._run(self._select_trace, trace_id)
+        if not spans:
+            raise NotFoundError(f"no trace {trace_id}", trace_id=trace_id)
+        return Trace.of(trace_id, spans)
+
+    def _scalar(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+        row = self._db.execute(statement, params).fetchone()
+        return None if row is None else row[0]
+
+    async def trace_for_event(self, event_id: str) -> Trace:
+        """The trace holding a span of event ``event_id``; ``NotFoundError`` if none."""
+        trace_id = await self._run(
+            self._scalar,
+            "SELECT trace_id FROM spans WHERE event_id = ? ORDER BY start_ns DESC LIMIT 1",
+            (event_id,),
+        )
+        if trace_id is None:
+            raise NotFoundError(f"no trace holds event {event_id}", event_id=event_id)
+        return await self.trace(trace_id)
+
+    def _last_trace_id(self) -> str | None:
+        found = self._scalar(
+            "SELECT trace_id FROM spans WHERE parent_span_id = '' "
+            "ORDER BY start_ns DESC, seq DESC LIMIT 1"
+        )
+        if found is None:
+            found = self._scalar(
+                "SELECT trace_id FROM spans ORDER BY start_ns DESC, seq DESC LIMIT 1"
+            )
+        return None if found is None else str(found)
+
+    async def last_trace(self) -> Trace:
+        """The trace whose root span started last; ``NotFoundError`` for an empty store."""
+        trace_id = await self._run(self._last_trace_id)
+        if trace_id is None:
+            raise NotFoundError("no trace has been recorded yet")
+        return await self.trace(trace_id)
+
+    def _select_logs(self, statement: str, params: list[Any]) -> list[LogRecord]:
+        return [_sql.log_from_row(row) for row in self._db.execute(statement, params).fetchall()]
+
+    async def logs(
+        self,
+        *,
+        app: str | None = None,
+        component: str | None = None,
+        ve: str | None = None,
+        trace_id: str | None = None,
+        since: datetime.datetime | None = None,
+        limit: int = 100,
+    ) -> list[LogRecord]:
+        """The newest ``limit`` matching records, oldest first."""
+        query = LogQuery.of(app=app, component=component, ve=ve, trace_id=trace_id, since=since)
+        where, params = _sql.log_filters(query, _placeholder)
+        statement = (
+            f"SELECT {_sql.LOG_SELECT} FROM logs WHERE {where} "
+            "ORDER BY time_ns DESC, seq DESC LIMIT ?"
+        )
+        records = await self._run(self._select_logs, statement, [*params, check_limit(limit)])
+        records.reverse()
+        return records
+
+    def follow(
+        self,
+        *,
+        app: str | None = None,
+        component: str | None = None,
+        ve: str | None = None,
+        trace_id: str | None = None,
+        after: int | None = None,
+    ) -> AsyncGenerator[LogRecord, None]:
+        """Yield matching records as they are stored, in ``seq`` order, until closed."""
+        query = LogQuery.of(app=app, component=component, ve=ve, trace_id=trace_id)
+        where, params = _sql.log_filters(query, _placeholder)
+        statement = (
+            f"SELECT {_sql.LOG_SELECT} FROM logs WHERE seq > ? AND {where} ORDER BY seq LIMIT ?"
+        )
+
+        async def fetch_after(seq: int) -> list[LogRecord]:
+            return await self._run(self._select_logs, statement, [seq, *params, _FOLLOW_BATCH])
+
+        async def last_seq() -> int:
+            return int(await self._run(self._scalar, "SELECT COALESCE(MAX(seq), 0) FROM logs"))
+
+        return _sql.follow_logs(
+            fetch_after=fetch_after,
+            last_seq=last_seq,
+            after=after,
+            notifier=self._notifier,
+            closed=lambda: self._closed,
+            poll_interval=self._poll_interval,
+        )
+
+    def _prune(self, now_ns: int) -> int:
+        retention = self.retention
+        db = self._db
+        cutoff = now_ns - int(retention.max_age * 1e9)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = db.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
+            deleted += db.execute("DELETE FROM logs WHERE time_ns < ?", (cutoff,)).rowcount
+            for table, keep in (("spans", retention.max_spans), ("logs", retention.max_logs)):
+                deleted += db.execute(
+                    f"DELETE FROM {table} WHERE seq <= "
+                    f"(SELECT seq FROM {table} ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (keep,),
+                ).rowcount
+            span_bytes = int(self._scalar("SELECT COALESCE(SUM(size), 0) FROM spans"))
+            log_bytes = int(self._scalar("SELECT COALESCE(SUM(size), 0) FROM logs"))
+            targets = _sql.byte_targets(span_bytes, log_bytes, retention.max_bytes)
+            if targets is not None:
+                for table, budget in zip(("spans", "logs"), targets, strict=True):
+                    deleted += db.execute(
+                        f"DELETE FROM {table} WHERE seq <= ({_boundary_by_bytes(table)})",
+                        (budget,),
+                    ).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        if deleted:
+            db.execute("PRAGMA incremental_vacuum")
+        return deleted
+
+    async def prune(self) -> int:
+        """Enforce the retention now; return how many records were deleted."""
+        self._written = 0
+        self._last_prune = time.monotonic()
+        return await self._run(self._prune, self._clock())
+
+    async def aclose(self) -> None:
+        """End follows and close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._notifier.notify()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._db.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # autocommit mode: transactions are explicit (BEGIN IMMEDIATE takes the write lock at once)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        # only takes effect on a new, empty file: it must precede the first table
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA journal_size_limit = 67108864")
+        db.executescript(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db

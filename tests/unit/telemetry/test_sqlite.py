@@ -1,0 +1,117 @@
+"""SQLiteTelemetryStore: the store contract, plus what only a file on this machine promises."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kubefox.core.errors import InvalidError, UnavailableError
+from kubefox.telemetry import open_telemetry_store
+from kubefox.telemetry.protocol import Retention, TelemetryStore
+from kubefox.telemetry.sqlite import SQLiteTelemetryStore
+from tests.contracts.telemetry_store import (
+    TRACE_A,
+    MakeStore,
+    TelemetryStoreContract,
+    log,
+    next_record,
+    span,
+)
+
+
+class TestSQLiteTelemetryStore(TelemetryStoreContract):
+    @pytest.fixture
+    async def make_store(self, tmp_path: Path) -> AsyncIterator[MakeStore]:
+        stores: list[TelemetryStore] = []
+
+        async def make(retention: Retention | None = None) -> TelemetryStore:
+            store = await SQLiteTelemetryStore.open(
+                tmp_path / f"telemetry-{len(stores)}.db", retention=retention, poll_interval=0.05
+            )
+            stores.append(store)
+            return store
+
+        try:
+            yield make
+        finally:
+            for store in stores:
+                await store.aclose()
+
+
+async def test_records_survive_a_reopen(tmp_path: Path) -> None:
+    """The file is the store: closing and opening it again loses nothing."""
+    path = tmp_path / "state" / "telemetry.db"
+    store = await SQLiteTelemetryStore.open(path)
+    await store.put_spans([span(TRACE_A, 1)])
+    await store.put_logs([log("kept")])
+    await store.aclose()
+
+    again = await SQLiteTelemetryStore.open(path)
+    try:
+        assert len((await again.trace(TRACE_A)).spans) == 1
+        assert [record.body for record in await again.logs()] == ["kept"]
+    finally:
+        await again.aclose()
+
+
+async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
+    """Readers in other processes (fox trace) never wait for the platform's writes."""
+    path = tmp_path / "telemetry.db"
+    store = await SQLiteTelemetryStore.open(path)
+    await store.aclose()
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental
+
+
+async def test_a_follower_sees_what_another_connection_writes(tmp_path: Path) -> None:
+    """fox logs --follow in one process sees records the platform writes in another."""
+    path = tmp_path / "telemetry.db"
+    writer = await SQLiteTelemetryStore.open(path)
+    reader = await SQLiteTelemetryStore.open(path, poll_interval=0.02)
+    try:
+        await writer.put_logs([log("first")])
+        (first,) = await reader.logs()
+        async with contextlib.aclosing(reader.follow(after=first.seq)) as records:
+            await writer.put_logs([log("second")])
+
+            assert (await next_record(records)).body == "second"
+    finally:
+        await reader.aclose()
+        await writer.aclose()
+
+
+async def test_open_telemetry_store_opens_sqlite_urls(tmp_path: Path) -> None:
+    """sqlite:////absolute/path opens (and creates) that file."""
+    path = tmp_path / "deep" / "t.db"
+
+    store = await open_telemetry_store(f"sqlite:///{path}")
+    try:
+        await store.put_logs([log("x")])
+    finally:
+        await store.aclose()
+
+    assert path.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://host/x.db", "sqlite:///", "sqlite:///x.db?mode=ro", "mysql://db/x"]
+)
+async def test_open_telemetry_store_refuses_bad_urls(url: str) -> None:
+    """A URL naming no file, or an unknown scheme, is invalid."""
+    with pytest.raises(InvalidError):
+        await open_telemetry_store(url)
+
+
+async def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    """Opening garbage fails with UnavailableError naming the file, not a sqlite3 error."""
+    path = tmp_path / "telemetry.db"
+    path.write_bytes(b"this is not a database" * 100)
+
+    with pytest.raises(UnavailableError, match=r"telemetry\.db"):
+        await SQLiteTelemetryStore.open(path)
