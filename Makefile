@@ -33,7 +33,8 @@ fuzz: $(STAMP)
 	$(BIN)/python -m tests.faults.load_with_kills --clients 50 --seconds 60 --kill-every 10
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@# silent, so stdout is exactly the JSON document (progress goes to stderr)
+	@$(BIN)/python -m bench
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench examples

@@ -43,6 +43,7 @@ def _bars(axis: Any, groups: list[str], series: dict[str, list[float]], unit: st
 
 def _log_scale(axis: Any) -> None:
     axis.set_yscale("log")
+    axis.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.yaxis.set_minor_formatter(ticker.NullFormatter())
 

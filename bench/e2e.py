@@ -98,7 +98,7 @@ def run_e2e() -> dict[str, Any]:
             pids[name] = {"backend": native[0].pid, "frontend": native[1].pid}
         ready, platform = start_platform()
         children.append(platform)
-        urls["platform"] = next(url for url in ready["urls"] if "/qa/hello" in url)
+        urls["platform"] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
         pids["platform"] = ready["pids"]
         for name, url in urls.items():
             _check(url, name)

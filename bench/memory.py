@@ -25,7 +25,7 @@ def run_memory() -> dict[str, Any]:
     """RSS (MiB) of the platform process, nats-server and each component instance."""
     ready, platform = start_platform()
     try:
-        url = next(url for url in ready["urls"] if "/qa/hello" in url)
+        url = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
         with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our own URL
             answer.read()
         time.sleep(SETTLE_SECONDS)

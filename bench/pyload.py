@@ -15,6 +15,7 @@ import json
 import statistics
 import sys
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 import uvloop
@@ -34,8 +35,8 @@ class _Connection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - TCP only
-        self._transport = transport
+        # create_connection hands a TCP transport (uvloop's is no asyncio.Transport subclass).
+        self._transport = cast("asyncio.Transport", transport)
         self._send()
 
     def _send(self) -> None:

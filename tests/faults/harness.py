@@ -204,12 +204,18 @@ class Writes:
 
 
 async def keep_writing(
-    platform: EmbeddedPlatform, writes: Writes, stop: asyncio.Event, *, prefix: str
+    platform: EmbeddedPlatform,
+    writes: Writes,
+    stop: asyncio.Event,
+    *,
+    prefix: str,
+    pause: float = 0.0,
 ) -> None:
     """Create VirtualEnvironments ``<prefix>-0``, ``-1``... one after the other until ``stop``.
 
     A create that returns was acknowledged by JetStream (synced to disk); one that
     raises may or may not have been stored, and only its error type is kept.
+    ``pause`` seconds separate two writes (the writer shares the platform's loop).
     """
     index = 0
     while not stop.is_set():
@@ -230,6 +236,10 @@ async def keep_writing(
         else:
             writes.acknowledged.append(name)
         writes.slowest = max(writes.slowest, time.monotonic() - started)
+        if pause:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await stop.wait()
 
 
 async def stored_names(platform: EmbeddedPlatform, prefix: str) -> set[str]:

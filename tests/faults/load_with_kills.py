@@ -6,7 +6,7 @@ app (front -> broker -> back) with a second replica of each component on a
 second process supervisor, then for ``--seconds``:
 
 * ``--clients`` HTTP clients send ``GET /steady/chain`` back to back;
-* a writer creates VirtualEnvironments one after the other through the store;
+* a writer creates VirtualEnvironments through the store, one every 20 ms;
 * every ``--kill-every`` seconds one of the four instances is SIGKILLed, in turn
   (the operator's front, the operator's back, the second node's front, its
   back); its supervisor starts it again.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import signal
@@ -35,8 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from kubefox.operator import LocalScheduler
 from kubefox.platform import EmbeddedPlatform
@@ -51,7 +50,6 @@ from tests.faults.harness import (
     deploy,
     keep_writing,
     replica_spec,
-    run_load,
     second_node,
     stored_names,
 )
@@ -60,6 +58,9 @@ CONTEXT = {"kf-dep": "steady-main", "kf-ve": "steady"}
 #: The event timeout of the run: every request must end within it plus a margin.
 TIMEOUT = 5.0
 _ROOT = Path(__file__).resolve().parents[2]
+#: Seconds between two writes: the writer runs in the platform's process, and
+#: writing flat out (about 400 a second) would starve httpsrv and the broker.
+WRITE_PAUSE = 0.02
 
 
 def _pid(scheduler: LocalScheduler, component: str) -> int | None:
@@ -118,16 +119,67 @@ async def _load_in_child(url: str, *, clients: int, seconds: float) -> list[Sent
     output, _ = await child.communicate()
     if child.returncode != 0:
         raise RuntimeError(f"the load clients exited with {child.returncode}")
-    return [Sent(at, Outcome(status, "", elapsed)) for at, status, elapsed in json.loads(output)]
+    return [
+        Sent(at, Outcome(status, text, elapsed)) for at, status, elapsed, text in json.loads(output)
+    ]
 
 
-async def _clients(url: str, *, clients: int, seconds: float) -> list[list[float]]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as http:
-        sent = await run_load(
-            http, "/steady/chain", params=CONTEXT, clients=clients, seconds=seconds
-        )
-    return [[s.at, s.outcome.status, s.outcome.elapsed] for s in sent]
+async def _clients(url: str, *, clients: int, seconds: float) -> list[list[float | str]]:
+    """The child process's load: ``clients`` raw keep-alive HTTP/1.1 connections.
+
+    Raw sockets rather than an HTTP library: a library's cost per request, times
+    50 clients in one process, made the clients the bottleneck, and time a
+    request spent queued in them counted against the platform's deadline.
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    query = "&".join(f"{name}={value}" for name, value in CONTEXT.items())
+    request = f"GET /steady/chain?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    started = time.monotonic()
+    rows: list[list[float | str]] = []
+
+    async def client() -> None:
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while (at := time.monotonic() - started) < seconds:
+            sent = time.monotonic()
+            try:
+                async with asyncio.timeout(60):
+                    if connection is None:
+                        connection = await asyncio.open_connection(host, int(port))
+                    status, keep = await _exchange(*connection, request)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                status, keep = 0, False
+                rows.append([at, 0, time.monotonic() - sent, f"{type(exc).__name__}: {exc}"])
+            else:
+                rows.append([at, status, time.monotonic() - sent, ""])
+            if not keep and connection is not None:
+                connection[1].close()
+                connection = None
+        if connection is not None:
+            connection[1].close()
+
+    async with asyncio.TaskGroup() as tasks:
+        for _ in range(clients):
+            tasks.create_task(client())
+    return rows
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bool]:
+    """Send ``request``, read the answer (httpsrv always sends a length); status, keep-alive."""
+    writer.write(request)
+    await writer.drain()
+    status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+    length, keep = 0, True
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and b"close" in value.lower():
+            keep = False
+    await reader.readexactly(length)
+    return status, keep
 
 
 async def _watch_loop(stop: asyncio.Event, stalls: list[float]) -> None:
@@ -159,7 +211,9 @@ async def run(*, clients: int, seconds: float, kill_every: float, workdir: Path)
             stalls: list[float] = [0.0]
             async with asyncio.TaskGroup() as tasks:
                 watcher = tasks.create_task(_watch_loop(stop, stalls))
-                writer = tasks.create_task(keep_writing(platform, writes, stop, prefix="load"))
+                writer = tasks.create_task(
+                    keep_writing(platform, writes, stop, prefix="load", pause=WRITE_PAUSE)
+                )
                 killer = tasks.create_task(
                     _kill_on_schedule(
                         platform, node, seconds=seconds, every=kill_every, killed=killed
@@ -188,6 +242,12 @@ async def run(*, clients: int, seconds: float, kill_every: float, workdir: Path)
             "p99": round(_percentile(latencies, 0.99), 4),
             "max": round(max(latencies), 4),
         },
+        "noAnswer": dict(collections.Counter(s.outcome.text for s in sent if not s.outcome.status)),
+        "failures": [
+            [round(s.at, 2), s.outcome.status, round(s.outcome.elapsed, 3)]
+            for s in sorted(sent, key=lambda s: s.at)
+            if s.outcome.status != 200
+        ][:100],
         "overDeadline": sum(1 for value in latencies if value > TIMEOUT),
         "overDeadlinePlusMargin": sum(1 for value in latencies if value > TIMEOUT + MARGIN),
         "longestLoopStall": round(max(stalls), 4),

@@ -354,6 +354,18 @@ async def test_a_body_sent_slowly_within_the_deadline_is_served(httpsrv: Server)
     assert status == 200, response
 
 
+async def test_bytes_trickling_between_requests_do_not_keep_a_connection_open(
+    httpsrv: Server,
+) -> None:
+    """After an answer, a byte every 0.1 s that starts no request: closed at the header deadline."""
+    first = _get(HELLO).replace(b"Connection: close\r\n", b"")
+
+    status, response, elapsed = await httpsrv.exchange(first, chunks=[b"\r\n"] * 40, pause=0.1)
+
+    assert status == 200, response[:200]
+    assert elapsed < HEADER_TIMEOUT + 1.5
+
+
 async def test_a_16_mib_header_is_431_in_bounded_memory(httpsrv: Server) -> None:
     """A header that never ends is refused after 64 KiB; the server holds at most ~one read.
 

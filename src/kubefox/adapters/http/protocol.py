@@ -88,7 +88,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return  # refused by uvicorn (a malformed request) or gone
         phase = self._phase
-        if phase == _HEAD:
+        if phase in (_HEAD, _IDLE):
+            # _IDLE: bytes that began no request (uvicorn's keep-alive timer is
+            # cancelled by any byte, so this deadline takes over).
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_size:
                 self._refuse(431, f"the request head exceeds {self.max_head_size} bytes")
@@ -127,8 +129,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
-        self._phase = _BUSY
         super().on_message_complete()
+        # Answered already (without waiting for the body), or being answered.
+        cycle: RequestResponseCycle | None = self.cycle
+        self._phase = _IDLE if cycle is not None and cycle.response_complete else _BUSY
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -155,17 +159,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _timed_out(self) -> None:
         self._deadline = None
         transport = self.transport
-        if transport.is_closing() or self._phase not in (_HEAD, _BODY):
+        if transport.is_closing() or self._phase == _BUSY:
             return
         # uvicorn types it as always set; it is None until the first head is complete.
         cycle: RequestResponseCycle | None = self.cycle
         answering = cycle is not None and not cycle.response_complete
-        if self.pipeline or (self._phase == _HEAD and answering):
+        if self.pipeline or (self._phase != _BODY and answering):
             # A pipelined request is late while an earlier one is being answered:
             # an answer written now would interleave with that one.
             transport.close()
             return
-        if self._phase == _HEAD or cycle is None:
+        if self._phase != _BODY or cycle is None:
             self._refuse(408, f"the request headers did not arrive within {self.header_timeout:g}s")
             return
         if cycle.response_started:
