@@ -21,11 +21,9 @@ from kubefox.operator import InstanceSpec, LocalScheduler
 from kubefox.platform import EmbeddedPlatform
 from kubefox.resources import VirtualEnvironment
 from kubefox.store.artifacts import artifact_name
-from tests.e2e.gitapps import EXAMPLES, TEST_APPS, app_repo
+from tests.e2e.gitapps import app_repo
 
 FAULT_APPS = Path(__file__).resolve().parent / "apps"
-HELLO_WORLD = EXAMPLES / "hello-world"
-FAULTY = TEST_APPS / "faulty"
 ROGUE = FAULT_APPS / "rogue"
 STEADY = FAULT_APPS / "steady"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -30,10 +30,12 @@ from starlette.routing import Route
 from kubefox.api.artifacts import ArtifactService
 from kubefox.api.openapi import openapi_document
 from kubefox.api.problems import PROBLEM_MEDIA_TYPE, problem_document
+from kubefox.api.recordings import recording_routes
 from kubefox.api.releasing import ReleaseService
 from kubefox.api.service import ResourceService, model_for
 from kubefox.api.settings import ApiSettings
 from kubefox.api.status import Endpoints, InstanceSource, RecordSource, status_report
+from kubefox.api.telemetry import telemetry_routes
 from kubefox.api.waiting import wait_available
 from kubefox.api.watching import NDJSON, SSE, WatchResponse, bounded, encode
 from kubefox.core.errors import (
@@ -42,12 +44,14 @@ from kubefox.core.errors import (
     KubeFoxError,
     error_for_code,
 )
+from kubefox.recording.store import MemoryRecordings, RecordingStore
 from kubefox.resources import RESOURCE_KINDS, SHORT_NAMES, Resource, dump
 from kubefox.resources.meta import API_VERSION
 from kubefox.router import ResourceView
 from kubefox.store.artifacts import ArtifactStore
 from kubefox.store.protocol import ResourceStore
 from kubefox.store.typed import CLUSTER_KINDS
+from kubefox.telemetry.protocol import TelemetryStore
 
 log = structlog.get_logger(__name__)
 
@@ -382,6 +386,7 @@ def routes() -> list[Route]:
         Route(f"{p}/virtualenvironments/{{name}}/release", release, methods=["POST"]),
         Route(f"{p}/virtualenvironments/{{name}}/history", release_history, methods=["GET"]),
         Route(f"{p}/virtualenvironments/{{name}}/rollback", rollback, methods=["POST"]),
+        *recording_routes(p),
     ]
 
 
@@ -397,6 +402,9 @@ def create_app(
     scheduler: InstanceSource | None = None,
     endpoints: Endpoints | None = None,
     closing: asyncio.Event | None = None,
+    telemetry: TelemetryStore | None = None,
+    metrics: Callable[[], str] | None = None,
+    recordings: RecordingStore | None = None,
 ) -> Starlette:
     """The API over these stores; ``view`` must be followed (``view.run()``) by the caller.
 
@@ -411,10 +419,13 @@ def create_app(
         scheduler: the operator's scheduler, for the status report.
         endpoints: where the platform's parts listen, for the status report.
         closing: set it to end every open watch stream (the server does on stop).
+        telemetry: the telemetry store ``/api/v1/traces`` and ``/api/v1/logs`` read.
+        metrics: renders the Prometheus text ``/metrics`` answers.
+        recordings: where recordings are kept; in memory if not given (no httpsrv records).
     """
     resources = ResourceService(store, namespace=namespace)
     app = Starlette(
-        routes=routes(),
+        routes=routes() + (telemetry_routes() if telemetry or metrics else []),
         exception_handlers={
             KubeFoxError: _on_kubefox_error,
             HTTPException: _on_http_error,
@@ -435,4 +446,7 @@ def create_app(
         endpoints=endpoints,
         closing=closing or asyncio.Event(),
     )
+    app.state.kubefox_telemetry = telemetry
+    app.state.kubefox_metrics = metrics
+    app.state.kubefox_recordings = recordings if recordings is not None else MemoryRecordings()
     return app

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kubefox import __version__
+from kubefox.api.recordings import recording_paths, recording_schemas
 from kubefox.resources import RESOURCE_KINDS, SHORT_NAMES, ReleaseStatus
 
 _REF = "#/components/schemas/{model}"
@@ -554,6 +555,7 @@ def _document() -> dict[str, Any]:
     _, definitions = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Schema] = dict(definitions.get("$defs", {}))
     schemas.update(_own_schemas())
+    schemas.update(recording_schemas())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -563,7 +565,7 @@ def _document() -> dict[str, Any]:
             "status and a watch stream. Every error is an application/problem+json "
             "document with a stable `code` and the JSON path of each cause.",
         },
-        "paths": _paths(),
+        "paths": _paths() | recording_paths("/api/v1"),
         "components": {"schemas": schemas},
     }
 

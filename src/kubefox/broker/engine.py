@@ -33,8 +33,9 @@ import collections
 import secrets
 import time
 from collections.abc import Awaitable, Coroutine
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import msgspec
 import structlog
 
 from kubefox.broker.nats import NatsClient, NatsTransport
@@ -48,6 +49,12 @@ from kubefox.core.errors import (
 )
 from kubefox.core.events import Category, Component, ComponentType, Event
 from kubefox.router import ResourceView, Router
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
+    from opentelemetry.trace import Span
+
+    from kubefox.telemetry.metrics import HopMetrics
+    from kubefox.telemetry.tracing import HopTracer
 
 #: Seconds a target subject counts as having someone listening after it last answered.
 ANSWERED_FOR = 2.0
@@ -77,6 +84,9 @@ class Broker:
             bucket ``settings.bucket`` on its own connection, and keeps it current.
         client: a connected nats-py client to use (the caller keeps owning it);
             by default the broker connects to ``settings.nats_url`` itself.
+        tracer: records a span per routed event whose trace is sampled; the
+            relayed event's ``parent_span`` is then the broker's span.
+        metrics: records every routed event's time in the broker and every refusal.
 
     ``routed`` counts events handed to a target; ``rejected`` counts refused
     events by error code.
@@ -88,8 +98,12 @@ class Broker:
         *,
         router: Router | None = None,
         client: NatsClient | None = None,
+        tracer: HopTracer | None = None,
+        metrics: HopMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self._tracer = tracer
+        self._metrics = metrics
         self.identity = Component(
             type=ComponentType.BROKER.value, name="broker", id=secrets.token_hex(5)
         )
@@ -239,21 +253,84 @@ class Broker:
         transport = self._transport
         if not self._accepting or transport is None:
             return  # only after a shutdown deadline passed: the requester's deadline answers it
+        span: Span | None = None
         try:
             event = codec.decode(data, max_size=self.settings.max_event_size)
+            parent = event.parent_span
+            if self._tracer is not None and parent is not None and parent.flags & 1:
+                event, span = self._traced(self._tracer, event)
             relay = self._relay(event, subject, received)
-        except Exception:  # noqa: BLE001 - the task redoes it, answers and logs the failure
+        except Exception as exc:  # noqa: BLE001 - the task redoes it, answers and logs the failure
+            if span is not None:
+                self._end_span(span, None, exc)
             await self._spawn(self._handle(subject, reply, data, received))
             return
         if reply and self._answered.get(relay.destination, 0.0) <= time.monotonic():
+            if span is not None:
+                self._end_span(span, relay, None)
             await self._spawn(self._carry_event(event, subject, reply, relay))
             return
         try:
             await transport.publish(relay.destination, relay.payload, reply=reply)
         except KubeFoxError as exc:
+            if span is not None:
+                self._end_span(span, relay, exc)
             await self._reject(event, exc, reply, subject)
             return
         self.routed += 1
+        if span is not None:
+            self._end_span(span, relay, None)
+        if self._metrics is not None:
+            self._record(event, relay, received)
+
+    # -- telemetry (only when the broker was given a tracer or metrics) -----------------
+
+    def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, Span]:
+        """Start the span of routing ``event``; the event now carries it as its parent span."""
+        from kubefox.telemetry.tracing import event_attributes, event_span
+
+        source = event.source
+        span = tracer.start(
+            f"Route {event.category.name} from {source.group_key}",
+            parent=event.parent_span,
+            kind="internal",
+            attributes={
+                **event_attributes(event),
+                "kubefox.event.source.name": source.name,
+                "kubefox.event.source.app": source.app,
+            },
+        )
+        return msgspec.structs.replace(event, parent_span=event_span(span)), span
+
+    def _end_span(self, span: Span, relay: _Relay | None, error: Exception | None) -> None:
+        from kubefox.telemetry import attributes as attr
+        from kubefox.telemetry.tracing import end_span
+
+        if relay is not None:
+            target = relay.target
+            span.set_attributes(
+                {attr.APP: target.app, attr.COMPONENT: target.name, attr.HASH: target.hash}
+            )
+        end_span(span, error=error)
+
+    def _record(self, event: Event, relay: _Relay, received: int) -> None:
+        from kubefox.telemetry.metrics import hop_labels
+
+        metrics = self._metrics
+        if metrics is None:  # pragma: no cover - checked by the caller
+            return
+        context = event.context
+        target = relay.target
+        metrics.record(
+            (time.monotonic_ns() - received) / 1e9,
+            hop_labels(
+                "broker",
+                app=target.app,
+                component=target.name,
+                deployment=context.app_deployment,
+                virtual_environment=context.virtual_environment,
+            ),
+        )
 
     async def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as a task of the broker, waiting for a free slot first."""
@@ -303,14 +380,19 @@ class Broker:
         transport = self._transport
         if transport is None:  # pragma: no cover - set before the subscription exists
             return
+        received = time.monotonic_ns()
         try:
             await self._carry(transport, relay, reply=reply)
         except KubeFoxError as exc:
             await self._reject(event, exc, reply, subject)
+            return
         except Exception as exc:  # a task boundary: one bad event must not stop the rest
             log.exception("event.failed", event_id=event.id, source=event.source.key)
             error = KubeFoxError(f"{type(exc).__name__}: {exc}")
             await self._reject(event, error, reply, subject, logged=True)
+            return
+        if self._metrics is not None:
+            self._record(event, relay, received)  # carrying included: the reply came through us
 
     def _relay(self, event: Event, subject: str, received: int) -> _Relay:
         """Check and route ``event``: the subject and payload to send it on with."""
@@ -400,6 +482,19 @@ class Broker:
     ) -> None:
         """Count, log and (unless the TTL is spent) answer a refused event."""
         self.rejected[error.code] += 1
+        if self._metrics is not None:
+            from kubefox.telemetry.metrics import hop_labels
+
+            context = event.context
+            self._metrics.failed(
+                hop_labels(
+                    "broker",
+                    app=event.source.app,
+                    deployment=context.app_deployment,
+                    virtual_environment=context.virtual_environment,
+                ),
+                error.code,
+            )
         if not logged:
             level = log.warning if isinstance(error, UnauthorizedError) else log.info
             level(

@@ -12,7 +12,16 @@ import json
 import typer
 
 from kubefox import __version__
-from kubefox.cli import init, platform, publish, quickstart, release, resources
+from kubefox.cli import (
+    init,
+    platform,
+    publish,
+    quickstart,
+    recording,
+    release,
+    resources,
+    telemetry,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -32,6 +41,10 @@ app.command(rich_help_panel="Resources")(resources.apply)
 app.command(rich_help_panel="Resources")(resources.get)
 app.command(rich_help_panel="Resources")(resources.delete)
 app.command(rich_help_panel="Apps")(quickstart.quickstart)
+app.command(rich_help_panel="Telemetry")(telemetry.trace)
+app.command(rich_help_panel="Telemetry")(telemetry.logs)
+app.add_typer(recording.app, name="record", rich_help_panel="Testing")
+app.command("replay", rich_help_panel="Testing")(recording.replay_command)
 
 
 @app.command(rich_help_panel="Other")

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from kubefox.core.errors import BrokerUnavailableError, InvalidError
 from kubefox.core.events import ComponentType
@@ -31,6 +31,9 @@ from kubefox.kit._declarations import (
 from kubefox.kit._server import Server
 from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import Transport
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
+    from kubefox.telemetry.roles import RoleTelemetry
 
 H = TypeVar("H", bound=Handler)
 D = TypeVar("D", EnvVar, Dependency)
@@ -69,6 +72,7 @@ class Kit:
         self._default: Handler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._telemetry: RoleTelemetry | None = None
 
     # -- declarations -------------------------------------------------------------------
 
@@ -204,7 +208,11 @@ class Kit:
             sys.exit(EXIT_BAD_SETTINGS)
         from kubefox.telemetry.logging import configure_logging
 
-        configure_logging(log_format=settings.log_format, level=settings.log_level)
+        forward = []
+        if settings.telemetry.exporting:
+            self._telemetry = _telemetry(settings)
+            forward.append(self._telemetry.log_forwarder("kubefox.kit"))
+        configure_logging(log_format=settings.log_format, level=settings.log_level, forward=forward)
         sys.exit(_run_blocking(self._main(settings)))
 
     async def _main(self, settings: KitSettings) -> int:
@@ -218,6 +226,8 @@ class Kit:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            if self._telemetry is not None:
+                await self._telemetry.aclose()  # the last spans and log lines go out
         return EXIT_OK
 
     async def run(self, settings: KitSettings, *, transport: Transport | None = None) -> None:
@@ -242,6 +252,10 @@ class Kit:
             raise RuntimeError("this Kit is already running")
         self._loop = asyncio.get_running_loop()
         stopping = self._stopping = asyncio.Event()
+        telemetry = self._telemetry
+        owned = telemetry is None and settings.telemetry.exporting
+        if owned:
+            telemetry = _telemetry(settings)
         try:
             if transport is None:
                 from kubefox.kit._nats import connect
@@ -255,6 +269,8 @@ class Kit:
                     default=self._default,
                     dependencies=self._dependencies,
                     definition=self.definition(),
+                    tracer=None if telemetry is None else telemetry.tracer,
+                    metrics=None if telemetry is None else telemetry.metrics,
                 )
                 await server.serve(stopping)
             finally:
@@ -262,6 +278,8 @@ class Kit:
         finally:
             self._stopping = None
             self._loop = None
+            if owned and telemetry is not None:
+                await telemetry.aclose()
 
     def stop(self) -> None:
         """Ask a running Kit to shut down gracefully; idempotent and safe from signal handlers.
@@ -275,6 +293,20 @@ class Kit:
             loop.call_soon_threadsafe(stopping.set)
         except RuntimeError:  # the loop closed meanwhile: nothing left to stop
             return
+
+
+def _telemetry(settings: KitSettings) -> RoleTelemetry:
+    """The component's telemetry; imports the OpenTelemetry SDK, so only when it is on."""
+    from kubefox.telemetry.roles import component_telemetry
+
+    return component_telemetry(
+        settings.telemetry,
+        platform=settings.platform,
+        app=settings.app,
+        name=settings.name,
+        hash=settings.hash,
+        instance_id=settings.instance_id,
+    )
 
 
 def _run_blocking(main: Coroutine[Any, Any, int]) -> int:

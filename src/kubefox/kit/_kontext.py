@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -39,12 +39,16 @@ from kubefox.core.events import (
     Component,
     ComponentType,
     Event,
+    SpanContext,
 )
 from kubefox.core.values import Value, to_str
 from kubefox.kit._declarations import Dependency, EnvVar
 from kubefox.kit._headers import HeaderInput, first, header_map, lookup, query_map, string_lists
 from kubefox.kit._messages import Reply, Response, parse_json
 from kubefox.kit._transport import Transport
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
+    from kubefox.telemetry.tracing import HopTracer
 
 _NS = 1_000_000_000
 _MISSING: Any = object()
@@ -61,6 +65,8 @@ class Session:
     dependencies: Mapping[str, Dependency]
     logger: structlog.typing.FilteringBoundLogger
     clock: Callable[[], float]
+    #: Records the spans of calls to dependencies in sampled traces; ``None``: no tracing.
+    tracer: HopTracer | None = None
 
 
 class Kontext:
@@ -76,15 +82,24 @@ class Kontext:
     Attributes:
         event: The incoming event, as received.
         deadline: When the request's time to live runs out, on the event loop's clock.
+        span: The trace context of the handler's span when the request is traced
+            (calls to dependencies become its children), else ``None``.
     """
 
-    __slots__ = ("_env", "_log", "_session", "deadline", "event")
+    __slots__ = ("_env", "_log", "_session", "deadline", "event", "span")
 
     def __init__(
-        self, event: Event, *, env: Mapping[str, Value], deadline: float, session: Session
+        self,
+        event: Event,
+        *,
+        env: Mapping[str, Value],
+        deadline: float,
+        session: Session,
+        span: SpanContext | None = None,
     ) -> None:
         self.event = event
         self.deadline = deadline
+        self.span = span
         self._env = env
         self._session = session
         self._log: structlog.typing.FilteringBoundLogger | None = None
@@ -196,13 +211,20 @@ class Kontext:
 
     @property
     def log(self) -> structlog.typing.FilteringBoundLogger:
-        """A logger bound to this request: event id, app, component and context."""
+        """A logger bound to this request: event id, trace and span ids, app, component, context."""
         if self._log is None:
             context = self.event.context
+            span = self.span
+            trace = (
+                {"trace_id": span.trace_id.hex(), "span_id": span.span_id.hex()}
+                if span is not None and span.trace_id
+                else {}
+            )
             self._log = self._session.logger.bind(
                 event_id=self.event.id,
                 virtual_environment=context.virtual_environment,
                 app_deployment=context.app_deployment,
+                **trace,
             )
         return self._log
 
@@ -425,16 +447,72 @@ class Kontext:
             raise DeadlineExceededError(
                 f"no time left to call {dependency.name!r}", dependency=dependency.name
             )
+        target = Component(type=dependency.type, name=dependency.name)
+        tracer = session.tracer
+        if tracer is not None and self.span is not None:
+            return await self._traced_call(
+                tracer, self.span, dependency, target, values, data, media, budget
+            )
         request = self.event.child(
             category=Category.REQUEST,
             source=session.identity,
-            target=Component(type=dependency.type, name=dependency.name),
+            target=target,
             type=dependency.event_type,
             ttl=int(budget * _NS),
             values=values,
             content=data,
             content_type=media,
         )
+        return await self._call(dependency, request, budget)
+
+    async def _traced_call(  # noqa: PLR0917 - private, called once
+        self,
+        tracer: HopTracer,
+        parent: SpanContext,
+        dependency: Dependency,
+        target: Component,
+        values: dict[str, Any],
+        data: builtins.bytes,
+        media: str,
+        budget: float,
+    ) -> Reply:
+        """:meth:`_call` inside a client span, which the request carries as its parent span."""
+        from kubefox.telemetry import attributes as attr
+
+        session = self._session
+        span = tracer.start(
+            f"Send REQUEST to {dependency.name}",
+            parent=parent,
+            kind="client",
+            attributes={
+                attr.EVENT_PARENT_ID: self.event.id,
+                attr.COMPONENT: dependency.name,
+                attr.APP: session.identity.app,
+            },
+        )
+        request = self.event.child(
+            category=Category.REQUEST,
+            source=session.identity,
+            target=target,
+            type=dependency.event_type,
+            ttl=int(budget * _NS),
+            parent_span=tracer.context_of(span),
+            values=values,
+            content=data,
+            content_type=media,
+        )
+        span.set_attribute(attr.EVENT_ID, request.id)
+        try:
+            reply = await self._call(dependency, request, budget)
+        except Exception as exc:
+            tracer.end(span, error=exc)
+            raise
+        tracer.end(span, status_code=reply.status_code)
+        return reply
+
+    async def _call(self, dependency: Dependency, request: Event, budget: float) -> Reply:
+        """Send ``request`` through the broker and wait for the reply, at most ``budget``."""
+        session = self._session
         payload = codec.encode(request, max_size=session.max_event_size)
         answer = await session.transport.request(session.broker_subject, payload, timeout=budget)
         try:

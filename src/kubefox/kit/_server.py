@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -42,12 +43,19 @@ from kubefox.core.events import (
     ComponentType,
     Event,
     MatchedEvent,
+    SpanContext,
 )
 from kubefox.kit._declarations import Dependency, Handler, RouteSpec
 from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
 from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import Transport
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
+    from opentelemetry.trace import Span
+
+    from kubefox.telemetry.metrics import HopMetrics
+    from kubefox.telemetry.tracing import HopTracer
 
 _NS = 1_000_000_000
 DEFAULT_ROUTE = -1
@@ -76,8 +84,13 @@ class Server:
         default: Handler | None,
         dependencies: Mapping[str, Dependency],
         definition: Mapping[str, Any],
+        tracer: HopTracer | None = None,
+        metrics: HopMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer
+        self._metrics = metrics
+        self._span_names = [route.rule for route in routes]
         self._transport = transport
         self._handlers = [route.handler for route in routes]
         self._default = default
@@ -104,6 +117,7 @@ class Server:
             dependencies=dict(dependencies),
             logger=self._log,
             clock=self._clock,
+            tracer=tracer,
         )
         self._key = registration_key(settings)
         self._started_at = _now()
@@ -201,20 +215,84 @@ class Server:
             return self._error(Event(), exc)
         event = matched.event
         deadline = self._clock() + event.ttl / _NS
+        if self._tracer is not None or self._metrics is not None:
+            return await self._observed(matched, deadline)
         try:
             response = await self._dispatch(matched, deadline)
         except KubeFoxError as exc:
             return self._error(event, exc)
         return self._response(event, response, deadline)
 
-    async def _dispatch(self, matched: MatchedEvent, deadline: float) -> Response:
+    async def _observed(self, matched: MatchedEvent, deadline: float) -> bytes:
+        """:meth:`_process` inside a server span (when the trace is sampled), measured."""
+        from kubefox.telemetry.tracing import end_span, event_attributes, event_span
+
+        started = time.perf_counter()
+        event = matched.event
+        span: Span | None = None
+        ids: SpanContext | None = None
+        parent = event.parent_span
+        tracer = self._tracer
+        if tracer is not None and parent is not None and parent.flags & 1:
+            route_id = matched.route_id
+            name = (
+                self._span_names[route_id]
+                if 0 <= route_id < len(self._span_names)
+                else "Default route"
+                if route_id == DEFAULT_ROUTE
+                else "unknown"
+            )
+            span = tracer.start(
+                name,
+                parent=parent,
+                kind="server",
+                attributes={**event_attributes(event), "kubefox.route.id": route_id},
+            )
+            ids = event_span(span)
+            structlog.contextvars.bind_contextvars(
+                event_id=event.id, trace_id=ids.trace_id.hex(), span_id=ids.span_id.hex()
+            )
+        failure: KubeFoxError | None = None
+        try:
+            response = await self._dispatch(matched, deadline, None if span is None else ids)
+        except KubeFoxError as exc:
+            failure = exc
+            status = int(exc.http_status)
+            answer = self._error(event, exc)
+        else:
+            status = response.status
+            answer = self._response(event, response, deadline)
+        if span is not None:
+            end_span(span, status_code=status, error=failure)
+        if self._metrics is not None:
+            from kubefox.telemetry.metrics import hop_labels
+
+            context = event.context
+            labels = hop_labels(
+                "component",
+                app=self._identity.app,
+                component=self._identity.name,
+                deployment=context.app_deployment,
+                virtual_environment=context.virtual_environment,
+                code=status,
+            )
+            self._metrics.record(time.perf_counter() - started, labels)
+            if failure is not None:
+                self._metrics.failed(labels, failure.code)
+        return answer
+
+    async def _dispatch(
+        self, matched: MatchedEvent, deadline: float, span: SpanContext | None = None
+    ) -> Response:
         """Run the handler ``matched`` selects; every failure is raised as a KubeFoxError."""
         event = matched.event
         if event.ttl <= 0:
             raise DeadlineExceededError("event arrived with no time left")
         # Typed handlers return a Response; untyped code may not, and is checked below.
         handler: Callable[[Kontext], Awaitable[object]] = self._handler(matched.route_id)
-        kontext = Kontext(event, env=matched.env, deadline=deadline, session=self._session)
+        kontext = Kontext(
+            event, env=matched.env, deadline=deadline, session=self._session, span=span
+        )
         scope = asyncio.timeout_at(deadline)
         try:
             async with scope:

@@ -18,9 +18,12 @@ from typing import Any
 
 from kubefox.core.codec import DEFAULT_MAX_EVENT_SIZE
 from kubefox.core.errors import InvalidError
+from kubefox.telemetry.settings import TelemetrySettings
 
 #: Prefix of every environment variable the Kit reads.
 ENV_PREFIX = "KUBEFOX_KIT_"
+#: Prefix of the telemetry variables (``TelemetrySettings.to_environ`` writes them).
+TELEMETRY_PREFIX = ENV_PREFIX + "TELEMETRY_"
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 10
@@ -29,6 +32,7 @@ _HASH_RE = re.compile(r"[a-z0-9]{1,64}")
 _INSTANCE_RE = re.compile(r"[a-z0-9]{1,32}")
 _LOG_FORMATS = ("json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_TELEMETRY_OFF = TelemetrySettings(enabled=False)
 
 
 def new_instance_id() -> str:
@@ -58,6 +62,8 @@ class KitSettings:
         log_format: ``json`` or ``console``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         instances_bucket: JetStream KV bucket holding instance registrations.
+        telemetry: Sampling and where spans, logs and metrics go, from the
+            ``KUBEFOX_KIT_TELEMETRY_*`` variables; off when none is set.
 
     Raises:
         InvalidError: if a field is out of range or not a valid name; the cause
@@ -78,6 +84,7 @@ class KitSettings:
     log_format: str = "console"
     log_level: str = "info"
     instances_bucket: str = "kubefox-instances"
+    telemetry: TelemetrySettings = _TELEMETRY_OFF
 
     def __post_init__(self) -> None:
         problems = [p for check in _CHECKS if (p := check(self)) is not None]
@@ -100,6 +107,15 @@ class KitSettings:
         problems: list[str] = []
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
+            if field.name == "telemetry":
+                if any(name.startswith(TELEMETRY_PREFIX) for name in environ):
+                    try:
+                        values["telemetry"] = TelemetrySettings.from_environ(
+                            environ, TELEMETRY_PREFIX
+                        )
+                    except InvalidError as exc:
+                        problems.append(str(exc))
+                continue
             var = ENV_PREFIX + field.name.upper()
             raw = environ.get(var, "").strip()
             if not raw:

@@ -81,6 +81,8 @@ class Operator:
         scheduler: What runs the instance sets; :meth:`run` runs it and closes it.
         registry: The live registrations; :meth:`run` follows it.
         view: The namespace's resources; :meth:`run` follows it.
+        component_env: More variables every component process gets (the
+            ``KUBEFOX_KIT_TELEMETRY_*`` of the platform's telemetry settings).
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class Operator:
         scheduler: Scheduler,
         registry: Registrations,
         view: ResourceView,
+        component_env: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
+        self._component_env = dict(component_env or {})
         self._typed = TypedStore(store, namespace=settings.namespace)
         self._artifacts = artifacts
         self._scheduler = scheduler
@@ -244,6 +248,7 @@ class Operator:
                 # before the supervisor's grace runs out.
                 "KUBEFOX_KIT_HEARTBEAT_INTERVAL": f"{s.instance_ttl / 3:g}",
                 "KUBEFOX_KIT_SHUTDOWN_GRACE": f"{s.stop_grace * 0.8:g}",
+                **self._component_env,
             },
         )
 

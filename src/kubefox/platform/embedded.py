@@ -13,13 +13,15 @@ started by the operator's local scheduler.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -31,6 +33,7 @@ from kubefox.core.errors import KubeFoxError
 from kubefox.operator import LocalScheduler, Operator, OperatorSettings, wait_available
 from kubefox.platform.settings import PlatformSettings
 from kubefox.publish import PublishResult, publish
+from kubefox.recording.jetstream import JetStreamRecordings
 from kubefox.resources import (
     AppDeployment,
     Condition,
@@ -48,6 +51,11 @@ from kubefox.store.jetstream import JetStreamStore
 from kubefox.store.jetstream_objects import JetStreamArtifactStore
 from kubefox.store.natsd import EmbeddedNatsServer
 from kubefox.store.typed import TypedStore
+from kubefox.telemetry import TelemetrySettings, TelemetryStore, default_store_url
+
+if TYPE_CHECKING:
+    from kubefox.telemetry.roles import RoleTelemetry
+    from kubefox.telemetry.server import TelemetryServer
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +63,8 @@ log = structlog.get_logger(__name__)
 ENDPOINTS_FILE = "endpoints.json"
 #: File in the state directory remembering the ports chosen last time (kept on stop).
 PORTS_FILE = "ports.json"
+#: Prefix of the telemetry variables the operator gives every component process.
+KIT_TELEMETRY_PREFIX = "KUBEFOX_KIT_TELEMETRY_"
 
 
 class EmbeddedPlatform:
@@ -70,6 +80,7 @@ class EmbeddedPlatform:
         self._store: JetStreamStore | None = None
         self._artifacts: JetStreamArtifactStore | None = None
         self._registry: InstanceRegistry | None = None
+        self._recordings: JetStreamRecordings | None = None
         self._operator: Operator | None = None
         self._scheduler: LocalScheduler | None = None
         self._brokers: list[Broker] = []
@@ -79,6 +90,12 @@ class EmbeddedPlatform:
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        self._telemetry_store: TelemetryStore | None = None
+        self._otlp: TelemetryServer | None = None
+        self._otlp_task: asyncio.Task[None] | None = None
+        self._telemetry: dict[str, RoleTelemetry] = {}
+        self._log_forwarder: Any = None
+        self._component_env: dict[str, str] = {}
 
     # -- what callers use -------------------------------------------------------------
 
@@ -113,6 +130,27 @@ class EmbeddedPlatform:
         return _started(self._view)
 
     @property
+    def telemetry(self) -> TelemetryStore:
+        """The telemetry store (spans and log lines of every role and component)."""
+        return _started(self._telemetry_store)
+
+    @property
+    def otlp_url(self) -> str | None:
+        """Base URL of the embedded OTLP/HTTP receiver; ``None`` with telemetry off."""
+        otlp = self._otlp
+        return otlp.url if otlp is not None and otlp.started.is_set() else None
+
+    def metrics_text(self) -> str:
+        """The platform process's metrics in Prometheus' text format (also ``GET /metrics``)."""
+        role = self._telemetry.get("platform")
+        return role.prometheus.render() if role is not None and role.prometheus else ""
+
+    async def flush_telemetry(self, within: float = 10.0) -> None:
+        """Export every span, log line and metric the roles hold now (tests, ``fox trace``)."""
+        for role in self._telemetry.values():
+            await role.providers.aflush(within)
+
+    @property
     def http_url(self) -> str:
         """Base URL of httpsrv, e.g. ``http://127.0.0.1:8080``."""
         return _started(self._http).url
@@ -132,6 +170,7 @@ class EmbeddedPlatform:
             if self._http is not None and self._http.started.is_set()
             else None,
             "api": self._api.url if self._api is not None and self._api.started.is_set() else None,
+            "otlp": self.otlp_url,
             "brokers": len(self._brokers),
             "stateDir": str(self.state_dir),
         }
@@ -188,6 +227,7 @@ class EmbeddedPlatform:
         try:
             await self._open_stores()
             await self._ensure_platform_resource()
+            await self._start_telemetry()
             self._runner = asyncio.create_task(self._run_roles(), name="kubefox-platform")
             ready = asyncio.create_task(self._ready.wait())
             done, _ = await asyncio.wait({ready, self._runner}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,11 +251,12 @@ class EmbeddedPlatform:
             runner, self._runner = self._runner, None
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await runner
-        for closer in (self._registry, self._artifacts, self._store):
+        await self._stop_telemetry()
+        for closer in (self._recordings, self._registry, self._artifacts, self._store):
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer.aclose()
-        self._registry = self._artifacts = self._store = None
+        self._registry = self._artifacts = self._store = self._recordings = None
         await self.nats.stop(self.settings.shutdown_grace)
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / ENDPOINTS_FILE).unlink()
@@ -244,6 +285,113 @@ class EmbeddedPlatform:
         self._registry = await InstanceRegistry.connect(
             self.nats.url, bucket=s.instances_bucket, platform=s.name, ttl=s.instance_ttl
         )
+        self._recordings = await JetStreamRecordings.connect(self.nats.url, platform=s.name)
+
+    # -- telemetry ----------------------------------------------------------------------
+
+    async def _start_telemetry(self) -> None:
+        """Open the telemetry store, serve OTLP into it, build every role's telemetry.
+
+        Sampling comes from the settings; the Platform resource's
+        ``spec.telemetry.traces.export: false`` turns tracing off (read at start).
+        """
+        s = self.settings
+        if not s.telemetry:
+            return
+        from kubefox.telemetry import open_telemetry_store
+        from kubefox.telemetry.log_export import OtelLogForwarder
+        from kubefox.telemetry.roles import role_telemetry
+        from kubefox.telemetry.server import TelemetryServer
+
+        self._telemetry_store = await open_telemetry_store(
+            s.telemetry_store or default_store_url(self.state_dir)
+        )
+        self._otlp = TelemetryServer(self._telemetry_store, host="127.0.0.1")
+        self._otlp_task = asyncio.create_task(self._otlp.run(), name="otlp-receiver")
+        started = asyncio.create_task(self._otlp.started.wait())
+        await asyncio.wait({started, self._otlp_task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._otlp_task.done():
+            started.cancel()
+            self._otlp_task.result()  # raises why it could not serve
+        traces = True
+        with contextlib.suppress(LookupError, KubeFoxError):
+            platform = await self.resources.get(Platform, s.name)
+            traces = platform.spec.telemetry.traces.export
+        base = TelemetrySettings(
+            sampling_ratio=s.telemetry_sampling_ratio,
+            embedded_endpoint=self._otlp.url,
+            endpoint=s.telemetry_endpoint,
+            traces=traces,
+        )
+        platform_only = TelemetrySettings(
+            sampling_ratio=s.telemetry_sampling_ratio,
+            embedded_endpoint=self._otlp.url,
+            endpoint=s.telemetry_endpoint,
+            traces=traces,
+            logs=False,
+            metrics=False,
+        )
+        # One provider for the process's metrics and log lines; one tracer per role,
+        # so each role's spans name their service.
+        self._telemetry = {
+            "platform": role_telemetry(
+                dataclasses.replace(base, traces=False),
+                role="platform",
+                platform=s.name,
+                prometheus=True,
+            ),
+            "httpsrv": role_telemetry(platform_only, role="httpsrv", platform=s.name),
+            "broker": role_telemetry(platform_only, role="broker", platform=s.name),
+        }
+        self._component_env = base.to_environ(KIT_TELEMETRY_PREFIX)
+        self._log_forwarder = OtelLogForwarder(
+            self._telemetry["platform"].providers.logger("kubefox.platform")
+        )
+        _insert_log_processor(self._log_forwarder)
+
+    def _telemetry_gauges(self) -> None:
+        role = self._telemetry.get("platform")
+        if role is None or role.metrics is None:
+            return
+        from kubefox.telemetry.metrics import IN_FLIGHT, INSTANCES
+
+        def in_flight() -> Iterable[tuple[float, Mapping[str, Any]]]:
+            adapter = self._http.adapter if self._http is not None else None
+            yield (adapter.in_flight if adapter is not None else 0), {"hop": "httpsrv"}
+            yield sum(broker.in_flight for broker in self._brokers), {"hop": "broker"}
+
+        def instances() -> Iterable[tuple[float, Mapping[str, Any]]]:
+            registry = self._registry
+            if registry is None:
+                return
+            counts = collections.Counter(
+                (record.app, record.name, record.hash) for record in registry.records()
+            )
+            for (app, name, hash_), count in sorted(counts.items()):
+                yield count, {"app": app, "component": name, "hash": hash_}
+
+        role.metrics.gauge(IN_FLIGHT, "Requests being handled right now, per hop.", in_flight)
+        role.metrics.gauge(INSTANCES, "Registered component instances, per version.", instances)
+
+    async def _stop_telemetry(self) -> None:
+        """Roles first (done by now), then the providers, the receiver, the store."""
+        if self._log_forwarder is not None:
+            _remove_log_processor(self._log_forwarder)
+            self._log_forwarder = None
+        roles, self._telemetry = self._telemetry, {}
+        for role in roles.values():
+            with contextlib.suppress(Exception):
+                await role.aclose()
+        if self._otlp is not None:
+            self._otlp.stop()
+        if self._otlp_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._otlp_task, self.settings.shutdown_grace)
+        self._otlp = self._otlp_task = None
+        if self._telemetry_store is not None:
+            with contextlib.suppress(Exception):
+                await self._telemetry_store.aclose()
+            self._telemetry_store = None
 
     async def _ensure_platform_resource(self) -> None:
         """The Platform resource carries the event timeout and size httpsrv enforces."""
@@ -316,13 +464,30 @@ class EmbeddedPlatform:
             scheduler=self._scheduler,
             registry=self.registry,
             view=self._operator_view,
+            component_env=self._component_env,
         )
         self._view = ResourceView(store, namespace=self.settings.namespace)
         router = Router(self._view, platform=self.settings.name)
+        broker_telemetry = self._telemetry.get("broker")
+        http_telemetry = self._telemetry.get("httpsrv")
+        platform_telemetry = self._telemetry.get("platform")
+        metrics = platform_telemetry.metrics if platform_telemetry is not None else None
         self._brokers = [
-            Broker(broker_settings, router=router) for _ in range(self.settings.brokers)
+            Broker(
+                broker_settings,
+                router=router,
+                tracer=broker_telemetry.tracer if broker_telemetry is not None else None,
+                metrics=metrics,
+            )
+            for _ in range(self.settings.brokers)
         ]
-        self._http = HttpServer(http_settings, router=router)
+        self._http = HttpServer(
+            http_settings,
+            router=router,
+            tracer=http_telemetry.tracer if http_telemetry is not None else None,
+            metrics=metrics,
+        )
+        self._telemetry_gauges()
         async with asyncio.TaskGroup() as tasks:
             view_task = tasks.create_task(self._view.run(), name="router-view")
             roles = [tasks.create_task(self._operator.run(), name="operator")]
@@ -377,6 +542,9 @@ class EmbeddedPlatform:
             scheduler=self._scheduler,
             endpoints=self.endpoints,
             closing=closing,
+            telemetry=self._telemetry_store,
+            metrics=self.metrics_text if "platform" in self._telemetry else None,
+            recordings=self._recordings,
         )
         return ApiServer(api, app, closing=closing)
 
@@ -400,6 +568,23 @@ class EmbeddedPlatform:
 
 
 _T = TypeVar("_T")
+
+
+def _insert_log_processor(processor: Any) -> None:
+    """Add ``processor`` to structlog's chain, before the renderer (the last one).
+
+    The entry point configured logging before the platform existed; the
+    processor list is shared by every logger, so changing it in place reaches
+    loggers already made.
+    """
+    processors = structlog.get_config()["processors"]
+    processors.insert(max(0, len(processors) - 1), processor)
+
+
+def _remove_log_processor(processor: Any) -> None:
+    processors = structlog.get_config()["processors"]
+    with contextlib.suppress(ValueError):
+        processors.remove(processor)
 
 
 def _yaml_files(path: Path) -> list[tuple[Path, str]]:

@@ -65,3 +65,27 @@ class PlatformSettings(BaseSettings):
         pattern="^(debug|info|warning|error)$",
         description="Lowest log level written.",
     )
+    telemetry: bool = Field(
+        default=True,
+        description="Record traces, logs and metrics into the telemetry store (fox trace, "
+        "fox logs, /metrics); off: nothing is recorded.",
+    )
+    telemetry_sampling_ratio: float = Field(
+        # Off by default, as upstream: tracing every request costs most of the
+        # throughput (docs/benchmarks.md); kf-sample=true traces the ones you ask for.
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests traced (kf-sample=true and a sampled traceparent are "
+        "always traced); the Platform resource's spec.telemetry.traces.export=false turns "
+        "tracing off.",
+    )
+    telemetry_store: str = Field(
+        default="",
+        description="Telemetry store URL (sqlite:///path or postgresql://...); empty: "
+        "telemetry.db in the state directory.",
+    )
+    telemetry_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP base URL of an external collector to export to as well.",
+    )

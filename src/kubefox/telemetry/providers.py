@@ -43,6 +43,10 @@ from opentelemetry.util.types import Attributes
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.settings import TelemetrySettings
 
+# The SDK's 5 s default makes `fox trace` miss a request made a moment ago;
+# half a second still batches under load.
+_EXPORT_DELAY_MS = 500
+
 
 class KubeFoxSampler(Sampler):
     """Parent-based ratio sampling that a span can force with ``kubefox.sample=True``.
@@ -190,7 +194,9 @@ def build_providers(
             exporter = OTLPSpanExporter(
                 endpoint=f"{base}/v1/traces", headers=headers, timeout=settings.export_timeout
             )
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+            tracer_provider.add_span_processor(
+                BatchSpanProcessor(exporter, schedule_delay_millis=_EXPORT_DELAY_MS)
+            )
 
     readers = list(metric_readers)
     if settings.metrics and settings.endpoint:
@@ -213,7 +219,9 @@ def build_providers(
             log_exporter = OTLPLogExporter(
                 endpoint=f"{base}/v1/logs", headers=headers, timeout=settings.export_timeout
             )
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+            logger_provider.add_log_record_processor(
+                BatchLogRecordProcessor(log_exporter, schedule_delay_millis=_EXPORT_DELAY_MS)
+            )
 
     return TelemetryProviders(
         tracer_provider=tracer_provider,

@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import msgspec
 import structlog
 
 from kubefox.adapters.http.translate import (
@@ -46,10 +48,18 @@ from kubefox.core.errors import (
     KubeFoxError,
     UnavailableError,
 )
-from kubefox.core.events import Component, ComponentType, Event, EventContext, new_id
+from kubefox.core.events import Component, ComponentType, Event, EventContext, SpanContext, new_id
+from kubefox.recording.recorder import Recorder
 from kubefox.resources import Platform
 from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIMEOUT_SECONDS
 from kubefox.router import Routed, Router
+from kubefox.telemetry import attributes as attr
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
+    from opentelemetry.trace import Span
+
+    from kubefox.telemetry.metrics import HopMetrics
+    from kubefox.telemetry.tracing import HopTracer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,8 +79,15 @@ _NS = 1_000_000_000
 _HEALTHY_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
 _MAX_CACHED_SUBJECTS = 4096
 _MAX_LENGTH_DIGITS = 18  # more digits than any body we would read; int() of huge text is slow
+_TRACEPARENT = b"traceparent"
+_SAMPLE_NAMES = (b"kf-sample", b"kubefox-telemetry-sample")
+_SAMPLE_VALUES = (b"true", b"1")
 
 log = structlog.get_logger(__name__)
+
+
+def _log_ids(span: SpanContext) -> dict[str, str]:
+    return {"trace_id": span.trace_id.hex(), "span_id": span.span_id.hex()}
 
 
 def adapter_identity(*, hash: str = BUILD_HASH) -> Component:
@@ -142,6 +159,49 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _wants_sample(value: bytes) -> bool:
+    return value.lower() in _SAMPLE_VALUES
+
+
+def trace_request(scope: Scope) -> tuple[SpanContext | None, bool]:
+    """The W3C ``traceparent`` of a request and whether ``kf-sample=true`` forces sampling.
+
+    ``kf-sample`` (or ``kubefox-telemetry-sample``) counts as a header or a
+    query parameter, ``true`` in any case or ``1`` (upstream's rule).
+    """
+    from kubefox.telemetry.tracing import parse_traceparent
+
+    parent: SpanContext | None = None
+    force = False
+    for name, value in scope["headers"]:
+        if name == _TRACEPARENT:
+            parent = parse_traceparent(value.decode("latin-1"))
+        elif name in _SAMPLE_NAMES:
+            force = force or _wants_sample(value)
+    query: bytes = scope.get("query_string", b"")
+    if not force and b"sample=" in query:
+        for item in query.split(b"&"):
+            name, _, value = item.partition(b"=")
+            if name in _SAMPLE_NAMES and _wants_sample(value):
+                force = True
+                break
+    return parent, force
+
+
+def _routed_attributes(routed: Routed) -> dict[str, Any]:
+    target = routed.target
+    context = routed.context.event_context
+    return {
+        attr.APP: target.app,
+        attr.COMPONENT: target.name,
+        attr.HASH: target.hash,
+        attr.APP_DEPLOYMENT: context.app_deployment,
+        attr.VIRTUAL_ENVIRONMENT: context.virtual_environment,
+        attr.RELEASE_MANIFEST: context.release_manifest,
+        attr.ROUTE_ID: routed.route_id,
+    }
+
+
 class HttpAdapter:
     """The ASGI application of httpsrv: HTTP request in, genesis event out, reply back.
 
@@ -154,6 +214,9 @@ class HttpAdapter:
             resource's ``spec.events.timeoutSeconds`` (30 if there is none).
         max_event_size: largest body and event in bytes; ``None`` reads the
             Platform resource's ``spec.events.maxSize`` (5 MiB if there is none).
+        tracer: records a server span per sampled request; ``None``: no tracing.
+        metrics: records every request's duration and outcome; ``None``: none.
+        recorder: copies the answered requests of recorded virtual environments.
     """
 
     def __init__(
@@ -165,7 +228,15 @@ class HttpAdapter:
         source: Component | None = None,
         timeout: float | None = None,
         max_event_size: int | None = None,
+        tracer: HopTracer | None = None,
+        metrics: HopMetrics | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        self._recorder = recorder
+        self._tracer = tracer
+        self._metrics = metrics
+        #: Requests being answered right now (the in-flight gauge reads it).
+        self.in_flight = 0
         self._router = router
         self._requester = requester
         self._platform = platform
@@ -201,8 +272,19 @@ class HttpAdapter:
         if scope["path"] == HEALTH_PATH:
             await self._health(send)
             return
-        event_id = new_id()
+        if self._tracer is not None or self._metrics is not None:
+            await self._observed(scope, receive, send)
+            return
+        await self._serve(scope, receive, send, new_id())
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, event_id: str, span: Span | None = None
+    ) -> tuple[int, Routed | None, Exception | None]:
+        """Answer one request; the status answered, where it was routed and what failed."""
         context = self._bare_context
+        routed: Routed | None = None
+        failure: Exception | None = None
+        body = b""
         try:
             limits = self.limits()
             body = await _read_body(scope, receive, limits.max_event_size)
@@ -215,22 +297,107 @@ class HttpAdapter:
                 ttl=int(limits.timeout * _NS),
                 event_id=event_id,
             )
+            if span is not None:
+                event = msgspec.structs.replace(event, parent_span=self._span_context(span))
             context = event.context
             routed = self._router.route_genesis(event)
             context = routed.context.event_context
             reply = await self._forward(event, routed, limits, deadline)
             response = reply_response(reply)
         except _ClientGoneError:
-            return
+            return 499, routed, None
         except KubeFoxError as exc:
+            failure = exc
             response = error_response(exc)
             if response.status >= 500:
                 log.warning("request.failed", event_id=event_id, error=str(exc), code=exc.code)
-        except Exception:
+        except Exception as exc:
             # The process boundary of one request: log everything, tell the client nothing.
+            failure = exc
             log.exception("request.crashed", event_id=event_id)
             response = error_response(KubeFoxError())
-        await self._respond(send, response, kubefox_headers(self.key, event_id, context))
+        headers = kubefox_headers(self.key, event_id, context)
+        if span is not None:
+            headers.append((_TRACEPARENT, self._traceparent(span)))
+        await self._respond(send, response, headers)
+        recorder = self._recorder
+        # After the answer is written; one dict lookup when nothing records this VE.
+        if recorder is not None and context.virtual_environment in recorder.active:
+            recorder.capture(
+                scope=scope,
+                body=body,
+                status=response.status,
+                headers=response.headers + headers,
+                response_body=response.body,
+                context=context,
+                event_id=event_id,
+            )
+        return response.status, routed, failure
+
+    @staticmethod
+    def _span_context(span: Span) -> SpanContext:
+        from kubefox.telemetry.tracing import event_span
+
+        return event_span(span)
+
+    @staticmethod
+    def _traceparent(span: Span) -> bytes:
+        from kubefox.telemetry.tracing import event_span, format_traceparent
+
+        return format_traceparent(event_span(span)).encode()
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request inside its span (when sampled) and record its metrics."""
+        started = time.perf_counter()
+        event_id = new_id()
+        span: Span | None = None
+        tracer = self._tracer
+        if tracer is not None:
+            parent, force = trace_request(scope)
+            if tracer.wants(parent, force=force, root=True):
+                method = scope.get("method", "")
+                span = tracer.start(
+                    f"{method} {scope.get('path', '')}",
+                    parent=parent,
+                    kind="server",
+                    force=force,
+                    attributes={
+                        attr.EVENT_ID: event_id,
+                        "http.request.method": method,
+                        "url.path": scope.get("path", ""),
+                    },
+                )
+                structlog.contextvars.bind_contextvars(
+                    event_id=event_id, **_log_ids(self._span_context(span))
+                )
+        self.in_flight += 1
+        try:
+            status, routed, failure = await self._serve(scope, receive, send, event_id, span)
+        finally:
+            self.in_flight -= 1
+        if span is not None and tracer is not None:
+            if routed is not None:
+                span.set_attributes(_routed_attributes(routed))
+            tracer.end(span, status_code=status, error=failure)
+        metrics = self._metrics
+        if metrics is not None:
+            from kubefox.telemetry.metrics import hop_labels
+
+            if routed is not None:
+                ctx = routed.context.event_context
+                labels = hop_labels(
+                    "httpsrv",
+                    app=routed.target.app,
+                    component=routed.target.name,
+                    deployment=ctx.app_deployment,
+                    virtual_environment=ctx.virtual_environment,
+                    code=status,
+                )
+            else:
+                labels = hop_labels("httpsrv", code=status)
+            metrics.record(time.perf_counter() - started, labels)
+            if isinstance(failure, KubeFoxError):
+                metrics.failed(labels, failure.code)
 
     async def _forward(
         self, event: Event, routed: Routed, limits: Limits, deadline: float

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -27,9 +28,15 @@ from kubefox.adapters.http.app import HttpAdapter, adapter_identity
 from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
 from kubefox.adapters.http.protocol import guarded_protocol
 from kubefox.adapters.http.settings import HttpsrvSettings
-from kubefox.core.errors import PortUnavailableError
+from kubefox.core.errors import PortUnavailableError, UnavailableError
+from kubefox.recording.jetstream import JetStreamRecordings
+from kubefox.recording.recorder import Recorder
 from kubefox.router import ResourceView, Router
 from kubefox.store.jetstream import JetStreamStore
+
+if TYPE_CHECKING:
+    from kubefox.telemetry.metrics import HopMetrics
+    from kubefox.telemetry.tracing import HopTracer
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +78,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def _open_recorder(client: NatsClient, platform: str, instance: str) -> Recorder | None:
+    """The recorder over the JetStream recordings; ``None`` (recording off) if they cannot open."""
+    try:
+        recordings = await JetStreamRecordings.open(client, platform=platform)
+    except UnavailableError as exc:
+        log.warning("httpsrv.recording_unavailable", error=str(exc))
+        return None
+    return Recorder(recordings, observer=instance)
+
+
 class HttpServer:
     """httpsrv: serves HTTP until :meth:`stop`, routing every request as a genesis event.
 
@@ -80,6 +97,8 @@ class HttpServer:
             (tests, or an embedded platform that already follows the store).
         client: uses this connected NATS client (the caller keeps owning it)
             instead of connecting to ``settings.nats_url``.
+        tracer: traces sampled requests (see :class:`~kubefox.telemetry.tracing.HopTracer`).
+        metrics: records every request's duration and outcome.
     """
 
     def __init__(
@@ -88,9 +107,15 @@ class HttpServer:
         *,
         router: Router | None = None,
         client: NatsClient | None = None,
+        tracer: HopTracer | None = None,
+        metrics: HopMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.source = adapter_identity()
+        self._tracer = tracer
+        self._metrics = metrics
+        #: The ASGI application once serving (its ``in_flight`` feeds a gauge).
+        self.adapter: HttpAdapter | None = None
         #: Set once the server accepts requests (after :attr:`url` is known).
         self.started = asyncio.Event()
         self._router = router
@@ -148,13 +173,24 @@ class HttpServer:
                 follower = tasks.create_task(view.run(), name="httpsrv-resource-view")
                 await view.wait_ready()
                 router = Router(view, platform=self.settings.platform)
+            recorder = await _open_recorder(client, self.settings.platform, self.source.id)
+            if recorder is not None:
+                tasks.create_task(recorder.run(), name="httpsrv-recorder")
             try:
-                await self._serve(router, NatsRequester(client), sock)
+                await self._serve(router, NatsRequester(client), sock, recorder)
             finally:
                 if follower is not None:
                     follower.cancel()
+                if recorder is not None:
+                    recorder.stop()
 
-    async def _serve(self, router: Router, requester: NatsRequester, sock: socket.socket) -> None:
+    async def _serve(
+        self,
+        router: Router,
+        requester: NatsRequester,
+        sock: socket.socket,
+        recorder: Recorder | None = None,
+    ) -> None:
         settings = self.settings
         app = HttpAdapter(
             router,
@@ -163,7 +199,11 @@ class HttpServer:
             source=self.source,
             timeout=settings.timeout,
             max_event_size=settings.max_event_size,
+            tracer=self._tracer,
+            metrics=self._metrics,
+            recorder=recorder,
         )
+        self.adapter = app
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -1,0 +1,188 @@
+"""``fox trace`` and ``fox logs``: what happened to a request, through the platform's API.
+
+``fox trace ID`` takes a trace id (32 hex digits) or an event id (the
+``Kubefox-Event-Id`` every answer carries) and draws the trace as a waterfall
+with errors highlighted; ``fox trace --last`` draws the latest request.
+``fox logs`` prints log lines of every role and component, filtered by app,
+component, virtual environment or trace, and ``--follow`` keeps printing new
+ones until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from kubefox.cli.client import PREFIX, ApiClient, path
+from kubefox.cli.errors import reports_errors
+from kubefox.cli.options import (
+    DEFAULT_STATE_DIR,
+    ApiOption,
+    OutputFormat,
+    OutputOption,
+    StateDirOption,
+)
+from kubefox.core.errors import InvalidError
+
+
+def _trace_from_json(document: dict[str, Any]) -> Any:
+    """The :class:`~kubefox.telemetry.Trace` of an API answer (for the renderer)."""
+    from kubefox.telemetry.records import SpanEvent, SpanKind, SpanRecord, StatusCode, Trace
+
+    spans = [
+        SpanRecord(
+            trace_id=span["trace_id"],
+            span_id=span["span_id"],
+            parent_span_id=span.get("parent_span_id") or "",
+            name=span["name"],
+            kind=SpanKind[span["kind"].upper()],
+            start_ns=span["start_ns"],
+            end_ns=span["end_ns"],
+            status_code=StatusCode[span["status"]["code"].upper()],
+            status_message=span["status"].get("message", ""),
+            attributes=span.get("attributes", {}),
+            resource=span.get("resource", {}),
+            events=tuple(
+                SpanEvent(name=e["name"], time_ns=e["time_ns"], attributes=e.get("attributes", {}))
+                for e in span.get("events", [])
+            ),
+        )
+        for span in document["spans"]
+    ]
+    return Trace.of(document["trace_id"], spans)
+
+
+@reports_errors
+def trace(
+    *,
+    ident: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="EVENT_ID|TRACE_ID",
+            help="A trace id (32 hex digits) or the id of an event in the trace.",
+            show_default=False,
+        ),
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="The latest request's trace.")] = False,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    api: ApiOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Show a request's path through the platform as a waterfall of spans.
+
+    Examples:
+        fox trace --last
+
+        fox trace 2f1c0a4e-...   (the Kubefox-Event-Id of an answer)
+    """
+    if (ident is None) == (not last):
+        raise InvalidError("give an event or trace id, or --last (not both)")
+    with ApiClient.connect(api=api, state_dir=state_dir) as client:
+        if last:
+            document = client.get(f"{PREFIX}/traces", params={"last": "1"})
+        else:
+            document = client.get(path("traces", str(ident)))
+    if output is not OutputFormat.TABLE:
+        from kubefox.cli.output import emit
+
+        emit(document, output)
+        return
+    from rich.console import Console
+
+    from kubefox.telemetry.render import render_trace
+
+    Console().print(render_trace(_trace_from_json(document)))
+
+
+@reports_errors
+def logs(
+    *,
+    app_name: Annotated[str | None, typer.Option("--app", help="Only this app's lines.")] = None,
+    component: Annotated[
+        str | None, typer.Option("--component", help="Only this component's lines.")
+    ] = None,
+    ve: Annotated[
+        str | None, typer.Option("--ve", help="Only lines of this virtual environment.")
+    ] = None,
+    trace_id: Annotated[
+        str | None, typer.Option("--trace", help="Only lines written in this trace.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Lines to show at most.")] = 100,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    api: ApiOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Print log lines of the platform and its components (newest last).
+
+    Examples:
+        fox logs --app hello-world --component backend
+
+        fox logs --trace 4bf92f3577b34da6a3ce929d0e0e4736
+
+        fox logs --ve qa --follow
+    """
+    params: dict[str, Any] = {
+        "app": app_name,
+        "component": component,
+        "ve": ve,
+        "trace": trace_id,
+        "limit": limit,
+    }
+    with ApiClient.connect(api=api, state_dir=state_dir) as client:
+        records: list[dict[str, Any]] = client.get(f"{PREFIX}/logs", params=params)
+        base_url = client.base_url
+    for record in records:
+        _print_record(record, output)
+    if follow:
+        after = records[-1]["seq"] if records else None
+        _follow(base_url, {**params, "follow": "1", "after": after}, output)
+
+
+def _follow(base_url: str, params: dict[str, Any], output: OutputFormat) -> None:
+    """Print records as the platform stores them, until Ctrl-C or the platform stops."""
+    import httpx
+
+    query = {name: value for name, value in params.items() if value is not None}
+    try:
+        with (
+            httpx.Client(base_url=base_url, timeout=httpx.Timeout(10.0, read=None)) as http,
+            http.stream("GET", f"{PREFIX}/logs", params=query) as response,
+        ):
+            for line in response.iter_lines():
+                if line.strip():
+                    _print_record(json.loads(line), output)
+    except KeyboardInterrupt:
+        return
+    except httpx.TransportError:
+        return  # the platform stopped
+
+
+def _print_record(record: dict[str, Any], output: OutputFormat) -> None:
+    if output is not OutputFormat.TABLE:
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from kubefox.telemetry.records import LogRecord
+    from kubefox.telemetry.render import render_log
+
+    Console(highlight=False).print(
+        render_log(
+            LogRecord(
+                time_ns=record["time_ns"],
+                severity_number=record.get("severity_number", 0),
+                severity_text=record.get("severity") or "",
+                body=record.get("body", ""),
+                attributes=record.get("attributes", {}),
+                resource=record.get("resource", {}),
+                trace_id=record.get("trace_id") or "",
+                span_id=record.get("span_id") or "",
+                seq=record.get("seq", 0),
+            )
+        )
+    )

@@ -1,0 +1,150 @@
+"""Telemetry end to end: one hello-world request, its whole trace, its logs and its metrics.
+
+Real platform (httpsrv, broker, operator, the OTLP receiver and the SQLite
+telemetry store), the example app run as real component processes exporting
+over OTLP/HTTP, and the real ``fox trace`` and ``fox logs`` executables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubefox.core.errors import NotFoundError
+from kubefox.platform import EmbeddedPlatform
+from kubefox.telemetry import Trace
+from tests.e2e.foxes import fox
+from tests.e2e.gitapps import EXAMPLES, app_repo
+from tests.e2e.platforms import running_platform
+
+pytestmark = pytest.mark.e2e
+
+QA = {"kf-dep": "hello-world-main", "kf-ve": "qa", "kf-sample": "true"}
+_EXPORT_WAIT = 30.0  # components export in batches (the SDK's schedule delay is 5 s)
+
+
+async def _whole_trace(platform: EmbeddedPlatform, event_id: str, spans: int) -> Trace:
+    """The trace of ``event_id`` once it holds ``spans`` spans (components export late)."""
+    async with asyncio.timeout(_EXPORT_WAIT):
+        while True:
+            await platform.flush_telemetry()
+            try:
+                found = await platform.telemetry.trace_for_event(event_id)
+            except NotFoundError:
+                found = None
+            if found is not None and len(found.spans) >= spans:
+                return found
+            await asyncio.sleep(0.25)
+
+
+async def _backend_lines(platform: EmbeddedPlatform, trace_id: str) -> None:
+    async with asyncio.timeout(_EXPORT_WAIT):
+        while True:
+            found = await platform.telemetry.logs(trace_id=trace_id)
+            if any(record.component == "backend" for record in found):
+                return
+            await asyncio.sleep(0.25)
+
+
+def _metric_lines(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+async def test_one_request_has_one_trace_through_every_hop_with_logs_and_metrics(
+    tmp_path: Path,
+) -> None:
+    """httpsrv → frontend → call → broker → backend spans in one trace, parented hop by hop."""
+    repo = app_repo(EXAMPLES / "hello-world", tmp_path / "hello-world")
+    state = tmp_path / "state"
+    async with running_platform(state, log_level="debug") as (platform, http):
+        await platform.publish(repo)
+        await platform.apply_path(repo / "hack" / "environments")
+        await platform.wait_available("hello-world-main")
+        answer = await http.get("/qa/hello", params=QA)
+        event_id = answer.headers["kubefox-event-id"]
+        trace = await _whole_trace(platform, event_id, spans=5)
+        await _backend_lines(platform, trace.trace_id)
+        metrics = platform.metrics_text()
+        traced = await asyncio.to_thread(
+            fox, "trace", event_id, "-o", "json", cwd=tmp_path, state_dir=state
+        )
+        drawn = await asyncio.to_thread(fox, "trace", "--last", cwd=tmp_path, state_dir=state)
+        logged = await asyncio.to_thread(
+            fox, "logs", "--trace", trace.trace_id, "-o", "json", cwd=tmp_path, state_dir=state
+        )
+
+    assert answer.status_code == 200
+    assert answer.text == "👋 Hello World!"
+    traceparent = answer.headers["traceparent"]
+    assert re.fullmatch(rf"00-{trace.trace_id}-[0-9a-f]{{16}}-[0-9a-f]{{2}}", traceparent)
+    assert int(traceparent[-2:], 16) & 1  # sampled
+
+    assert traced.returncode == 0, traced.stderr
+    document: dict[str, Any] = json.loads(traced.stdout)
+    assert document["trace_id"] == trace.trace_id
+    spans = {(span["service"], span["name"]): span for span in document["spans"]}
+    by_id = {span["span_id"]: span for span in document["spans"]}
+    services = {span["service"] for span in document["spans"]}
+    assert "httpsrv" in services
+    assert "broker" in services
+    assert any(s.startswith("hello-world-frontend-") for s in services)
+    assert any(s.startswith("hello-world-backend-") for s in services)
+
+    root = spans["httpsrv", "GET /qa/hello"]
+    assert root["parent_span_id"] is None
+    assert traceparent.split("-")[2] == root["span_id"]
+    assert root["attributes"]["http.response.status_code"] == 200
+    assert root["attributes"]["kubefox.event.id"] == event_id
+    assert root["attributes"]["kubefox.app"] == "hello-world"
+    assert root["attributes"]["kubefox.component"] == "frontend"
+    assert root["attributes"]["kubefox.event.context.virtual_environment"] == "qa"
+    assert root["attributes"]["kubefox.event.context.app_deployment"] == "hello-world-main"
+
+    frontend = next(s for s in document["spans"] if s["service"].startswith("hello-world-front"))
+    frontend_handler = next(s for s in document["spans"] if s["parent_span_id"] == root["span_id"])
+    assert frontend_handler["service"] == frontend["service"]
+    assert frontend_handler["kind"] == "server"
+    call = next(s for s in document["spans"] if s["name"] == "Send REQUEST to backend")
+    assert call["parent_span_id"] == frontend_handler["span_id"]
+    broker = next(s for s in document["spans"] if s["service"] == "broker")
+    assert broker["parent_span_id"] == call["span_id"]
+    backend = next(s for s in document["spans"] if s["service"].startswith("hello-world-back"))
+    assert backend["parent_span_id"] == broker["span_id"]
+    assert backend["name"] == "Default route"
+    assert backend["attributes"]["http.response.status_code"] == 200
+    assert len(document["spans"]) == 5
+    assert all(by_id.get(s["parent_span_id"]) or s is root for s in document["spans"])
+
+    assert drawn.returncode == 0, drawn.stderr
+    assert "GET /qa/hello" in drawn.stdout
+    assert "Send REQUEST to backend" in drawn.stdout
+
+    assert logged.returncode == 0, logged.stderr
+    lines = [json.loads(line) for line in logged.stdout.splitlines() if line.strip()]
+    backend_lines = [line for line in lines if line["component"] == "backend"]
+    assert backend_lines
+    assert backend_lines[0]["body"] == "who"
+    assert backend_lines[0]["trace_id"] == trace.trace_id
+    assert backend_lines[0]["span_id"] == backend["span_id"]
+    assert backend_lines[0]["event_id"]
+
+    served = [
+        line
+        for line in _metric_lines(metrics, "kubefox_hop_duration_seconds_count")
+        if 'hop="httpsrv"' in line
+    ]
+    assert any(
+        'app="hello-world"' in line
+        and 'component="frontend"' in line
+        and 'deployment="hello-world-main"' in line
+        and 'virtual_environment="qa"' in line
+        and 'code="200"' in line
+        for line in served
+    ), served
+    assert any('hop="broker"' in line for line in _metric_lines(metrics, "kubefox_hop_"))
+    assert _metric_lines(metrics, "kubefox_component_instances")

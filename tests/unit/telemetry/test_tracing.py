@@ -1,0 +1,166 @@
+"""Hop spans: sampling decisions, parenting across an event, W3C traceparent, attributes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kubefox.core.events import (
+    Category,
+    Component,
+    Event,
+    EventContext,
+    SpanContext,
+)
+from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.providers import KubeFoxSampler
+from kubefox.telemetry.tracing import (
+    HopTracer,
+    event_attributes,
+    event_span,
+    format_traceparent,
+    is_sampled,
+    parse_traceparent,
+)
+
+SAMPLED = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), flags=1)
+UNSAMPLED = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), flags=0)
+
+
+def _tracer(ratio: float = 1.0) -> tuple[HopTracer, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=KubeFoxSampler(ratio))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return HopTracer(provider.get_tracer("test"), ratio=ratio), exporter
+
+
+@pytest.mark.parametrize(
+    ("parent", "force", "root", "ratio", "wanted"),
+    [
+        (SAMPLED, False, False, 0.0, True),
+        (UNSAMPLED, False, False, 1.0, False),
+        (UNSAMPLED, True, False, 0.0, True),
+        (None, False, False, 1.0, False),
+        (None, False, True, 1.0, True),
+        (None, False, True, 0.0, False),
+        (None, True, True, 0.0, True),
+    ],
+)
+def test_wants_follows_parent_force_and_ratio(
+    parent: SpanContext | None, force: bool, root: bool, ratio: float, wanted: bool
+) -> None:
+    """A parent's flag decides, kf-sample forces, only a root hop samples new traces by ratio."""
+    tracer, _ = _tracer(ratio)
+    assert tracer.wants(parent, force=force, root=root) is wanted
+
+
+def test_a_span_under_an_event_parent_continues_its_trace() -> None:
+    """A hop's span has the event's parent span as parent and the same trace id."""
+    tracer, exporter = _tracer()
+    span = tracer.start("hop", parent=SAMPLED, kind="server", attributes={"a": 1})
+    carried = event_span(span)
+    tracer.end(span, status_code=200)
+    (finished,) = exporter.get_finished_spans()
+    assert finished.parent is not None
+    assert finished.parent.span_id == int.from_bytes(SAMPLED.span_id, "big")
+    assert finished.context.trace_id == int.from_bytes(SAMPLED.trace_id, "big")
+    assert carried.trace_id == SAMPLED.trace_id
+    assert carried.span_id == finished.context.span_id.to_bytes(8, "big")
+    assert is_sampled(carried)
+    assert finished.attributes is not None
+    assert finished.attributes[attr.HTTP_STATUS_CODE] == 200
+
+
+def test_a_forced_span_is_recorded_under_an_unsampled_parent_and_at_ratio_zero() -> None:
+    """kf-sample=true records the span even when the parent and the ratio say no."""
+    tracer, exporter = _tracer(0.0)
+    tracer.end(tracer.start("forced", parent=UNSAMPLED, force=True))
+    tracer.end(tracer.start("root", parent=None, force=True))
+    assert [s.name for s in exporter.get_finished_spans()] == ["forced", "root"]
+
+
+def test_a_failed_hop_records_the_error() -> None:
+    """The error's code, an exception event and status ERROR end up on the span."""
+    from kubefox.core.errors import NotFoundError
+
+    tracer, exporter = _tracer()
+    tracer.end(tracer.start("hop", parent=SAMPLED), status_code=404, error=NotFoundError("gone"))
+    (finished,) = exporter.get_finished_spans()
+    assert finished.status.status_code.name == "ERROR"
+    assert finished.attributes is not None
+    assert finished.attributes[attr.ERROR_CODE] == NotFoundError.code
+    assert [e.name for e in finished.events] == ["exception"]
+
+
+def test_traceparent_round_trips_and_rejects_malformed_headers() -> None:
+    """W3C version 00 parses; bad lengths, zero ids, version ff and non-hex do not."""
+    header = "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01"
+    parsed = parse_traceparent(header)
+    assert parsed == SAMPLED
+    assert format_traceparent(SAMPLED) == header
+    for bad in (
+        "",
+        "00-0102-0102030405060708-01",
+        "ff-0102030405060708090a0b0c0d0e0f10-0102030405060708-01",
+        "00-00000000000000000000000000000000-0102030405060708-01",
+        "00-0102030405060708090a0b0c0d0e0f10-0000000000000000-01",
+        "00-0102030405060708090a0b0c0d0e0f1g-0102030405060708-01",
+    ):
+        assert parse_traceparent(bad) is None, bad
+
+
+def test_event_attributes_name_the_event_context_and_target() -> None:
+    """App, component, hash, deployment, VE and event id use the store's attribute names."""
+    event = Event(
+        id="e1",
+        parent_id="p1",
+        category=Category.REQUEST,
+        context=EventContext(platform="demo", virtual_environment="qa", app_deployment="d"),
+        target=Component(app="hello", name="backend", hash="abc"),
+    )
+    assert event_attributes(event) == {
+        attr.EVENT_ID: "e1",
+        attr.EVENT_CATEGORY: "REQUEST",
+        attr.EVENT_PARENT_ID: "p1",
+        attr.VIRTUAL_ENVIRONMENT: "qa",
+        attr.APP_DEPLOYMENT: "d",
+        attr.APP: "hello",
+        attr.COMPONENT: "backend",
+        attr.HASH: "abc",
+    }
+
+
+def test_the_kit_imports_no_opentelemetry_without_telemetry_settings() -> None:
+    """A component with telemetry off never loads the SDK (the idle-memory budget)."""
+    code = (
+        "import sys, kubefox.kit, kubefox.kit._server\n"
+        "from kubefox.kit._settings import KitSettings\n"
+        "s = KitSettings.from_environ({'KUBEFOX_KIT_PLATFORM': 'p', 'KUBEFOX_KIT_APP': 'a',"
+        " 'KUBEFOX_KIT_NAME': 'n', 'KUBEFOX_KIT_HASH': 'h', 'KUBEFOX_KIT_NATS_URL': 'x'})\n"
+        "assert not s.telemetry.enabled\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_kit_settings_read_the_telemetry_variables() -> None:
+    """``KUBEFOX_KIT_TELEMETRY_*`` as the operator writes them come back as the same settings."""
+    from kubefox.kit._settings import TELEMETRY_PREFIX, KitSettings
+    from kubefox.telemetry import TelemetrySettings
+
+    wanted = TelemetrySettings(sampling_ratio=0.5, embedded_endpoint="http://127.0.0.1:4318")
+    environ = {
+        "KUBEFOX_KIT_PLATFORM": "p",
+        "KUBEFOX_KIT_APP": "a",
+        "KUBEFOX_KIT_NAME": "n",
+        "KUBEFOX_KIT_HASH": "h",
+        "KUBEFOX_KIT_NATS_URL": "nats://x",
+        **wanted.to_environ(TELEMETRY_PREFIX),
+    }
+    assert KitSettings.from_environ(environ).telemetry == wanted
