@@ -1,67 +1,23 @@
 """The API as a service: uvicorn serving :func:`~kubefox.api.app.create_app` until stopped.
 
-As httpsrv does, the socket is bound here rather than by uvicorn, so a taken
-port is a :class:`PortUnavailableError` (not uvicorn's ``sys.exit``) and port
-0 is read back before serving; uvicorn's signal handling is off, because the
-entry point owns signals and calls :meth:`ApiServer.stop`. (httpsrv's copy of
-these few lines lives in ``kubefox.adapters``, a sibling the API may not import.)
+The socket and the signal-free uvicorn come from :mod:`kubefox.serving`, as
+for httpsrv and the OTLP receiver: a taken port is a ``PortUnavailableError``,
+port 0 is read back before serving, and the entry point calls
+:meth:`ApiServer.stop`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import Iterator
 
 import structlog
 import uvicorn
 from starlette.applications import Starlette
 
 from kubefox.api.settings import ApiSettings
-from kubefox.core.errors import PortUnavailableError
+from kubefox.serving import QuietServer, bind, url_of
 
 log = structlog.get_logger(__name__)
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that leaves signals to the entry point and reports when it serves."""
-
-    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
-        super().__init__(config)
-        self._serving = started
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self._serving.set()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening, non-blocking socket on ``host:port`` (0: a free port).
-
-    Raises:
-        PortUnavailableError: the address cannot be bound.
-    """
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)  # noqa: FBT003 - the socket API's own signature
-    except OSError as exc:
-        sock.close()
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    return sock
 
 
 class ApiServer:
@@ -80,7 +36,7 @@ class ApiServer:
         self.started = asyncio.Event()
         self._closing = closing
         self._url: str | None = None
-        self._uvicorn: _Uvicorn | None = None
+        self._uvicorn: QuietServer | None = None
         self._stopping = False
         self._running = False
 
@@ -103,12 +59,11 @@ class ApiServer:
         settings = self.settings
         sock = bind(settings.host, settings.port)
         try:
-            host, port = sock.getsockname()[:2]
-            self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            self._url = url_of(sock)
             config = uvicorn.Config(
                 self.app,
                 host=settings.host,
-                port=port,
+                port=sock.getsockname()[1],
                 loop="none",
                 http="h11",
                 ws="none",
@@ -119,7 +74,7 @@ class ApiServer:
                 # uvicorn annotates these seconds as int but waits any float.
                 timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
             )
-            server = _Uvicorn(config, self.started)
+            server = QuietServer(config, self.started)
             self._uvicorn = server
             server.should_exit = self._stopping
             log.info("api.starting", url=self._url)

@@ -10,53 +10,15 @@ caller's: the server neither opens nor closes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import Iterator
 
 import structlog
 import uvicorn
 
-from kubefox.core.errors import PortUnavailableError
+from kubefox.serving import QuietServer, bind, url_of
 from kubefox.telemetry.protocol import TelemetryStore
 from kubefox.telemetry.receiver import DEFAULT_MAX_BODY_SIZE, ASGIApp, OtlpReceiver
 
 log = structlog.get_logger(__name__)
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that leaves signals to the entry point and reports when it serves."""
-
-    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
-        super().__init__(config)
-        self._serving = started
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self._serving.set()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)  # noqa: FBT003 - the socket API's own signature
-    except OSError as exc:
-        sock.close()
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    return sock
 
 
 class TelemetryServer:
@@ -87,7 +49,7 @@ class TelemetryServer:
         #: Set once the server accepts requests (after :attr:`url` is known).
         self.started = asyncio.Event()
         self._url: str | None = None
-        self._uvicorn: _Uvicorn | None = None
+        self._uvicorn: QuietServer | None = None
         self._stopping = False
         self._running = False
 
@@ -110,14 +72,13 @@ class TelemetryServer:
         if self._running:
             raise RuntimeError("the telemetry server has already run")
         self._running = True
-        sock = _bind(self.host, self.port)
+        sock = bind(self.host, self.port)
         try:
-            host, port = sock.getsockname()[:2]
-            self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            self._url = url_of(sock)
             config = uvicorn.Config(
                 self.app,
                 host=self.host,
-                port=port,
+                port=sock.getsockname()[1],
                 ws="none",
                 lifespan="off",
                 interface="asgi3",
@@ -127,7 +88,7 @@ class TelemetryServer:
                 # uvicorn annotates these seconds as int but waits any float.
                 timeout_graceful_shutdown=self.shutdown_grace,  # type: ignore[arg-type]
             )
-            server = _Uvicorn(config, self.started)
+            server = QuietServer(config, self.started)
             self._uvicorn = server
             server.should_exit = self._stopping
             log.info("otlp_receiver.starting", url=self._url)

@@ -16,9 +16,7 @@ on uvloop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,10 +26,11 @@ from kubefox.adapters.http.app import HttpAdapter, adapter_identity
 from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
 from kubefox.adapters.http.protocol import guarded_protocol
 from kubefox.adapters.http.settings import HttpsrvSettings
-from kubefox.core.errors import PortUnavailableError, UnavailableError
+from kubefox.core.errors import UnavailableError
 from kubefox.recording.jetstream import JetStreamRecordings
 from kubefox.recording.recorder import Recorder
 from kubefox.router import ResourceView, Router
+from kubefox.serving import QuietServer, bind, url_of
 from kubefox.store.jetstream import JetStreamStore
 
 if TYPE_CHECKING:
@@ -41,41 +40,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _BACKLOG = 2048
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that leaves signals to the entry point and reports when it serves."""
-
-    def __init__(self, config: uvicorn.Config, started: asyncio.Event) -> None:
-        super().__init__(config)
-        self._serving = started
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self._serving.set()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(_BACKLOG)
-        sock.setblocking(False)  # noqa: FBT003 - the socket API's own signature
-    except OSError as exc:
-        sock.close()
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc}") from exc
-    return sock
 
 
 async def _open_recorder(client: NatsClient, platform: str, instance: str) -> Recorder | None:
@@ -121,7 +85,7 @@ class HttpServer:
         self._router = router
         self._client = client
         self._url: str | None = None
-        self._uvicorn: _Uvicorn | None = None
+        self._uvicorn: QuietServer | None = None
         self._stopping = False
         self._running = False
 
@@ -146,10 +110,9 @@ class HttpServer:
             raise RuntimeError("the server has already run")
         self._running = True
         settings = self.settings
-        sock = _bind(settings.host, settings.port)
+        sock = bind(settings.host, settings.port, backlog=_BACKLOG)
         try:
-            host, port = sock.getsockname()[:2]
-            self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            self._url = url_of(sock)
             client = self._client
             if client is None:
                 client = await connect(settings.nats_url, name=f"kubefox-httpsrv {self.source.key}")
@@ -226,7 +189,7 @@ class HttpServer:
             # uvicorn annotates these seconds as int but waits any float.
             timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         )
-        server = _Uvicorn(config, self.started)
+        server = QuietServer(config, self.started)
         self._uvicorn = server
         server.should_exit = self._stopping
         log.info("httpsrv.starting", url=self._url, adapter=self.source.key)
