@@ -60,10 +60,18 @@ def running_fox(state_dir: Path, cwd: Path) -> Iterator[dict[str, Any]]:
 
 
 def inventory(api: str) -> dict[str, dict[str, str]]:
-    """Every resource's resourceVersion, by kind and name: equal inventories, equal state."""
+    """Every resource's uid and generation, by kind and name: equal inventories, equal state.
+
+    The generation moves with every change a user makes (spec, data, details);
+    the resourceVersion also moves when the operator writes a status, which
+    happens in the background and is not a change the user made.
+    """
     found: dict[str, dict[str, str]] = {}
     with httpx.Client(base_url=api) as client:
         for kind in KINDS:
             items = client.get(f"/api/v1/resources/{kind}").json()["items"]
-            found[kind] = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
+            found[kind] = {
+                i["metadata"]["name"]: f"{i['metadata']['uid']}/{i['metadata']['generation']}"
+                for i in items
+            }
     return found
