@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -47,6 +48,9 @@ class Served:
     url: str
 
 
+HEADER_TIMEOUT = 0.5
+
+
 @contextlib.contextmanager
 def served_api(nats_url: str) -> Iterator[Served]:
     """The API over fresh JetStream buckets, served by uvicorn in a thread of its own."""
@@ -59,7 +63,7 @@ def served_api(nats_url: str) -> Iterator[Served]:
         artifacts = await JetStreamArtifactStore.connect(nats_url, bucket=f"art-{suffix}")
         view = ResourceView(store, namespace=NAMESPACE)
         closing = asyncio.Event()
-        settings = ApiSettings(shutdown_grace=1.0, max_wait=2.0)
+        settings = ApiSettings(shutdown_grace=1.0, max_wait=2.0, header_timeout=HEADER_TIMEOUT)
         app = create_app(
             store=store,
             artifacts=artifacts,
@@ -214,3 +218,19 @@ def test_api_survives_schemathesis_without_a_server_error(api: Served) -> None:
 
     assert operations >= 14
     assert failures == []
+
+
+async def test_a_client_that_never_finishes_its_headers_gets_408(api: Served) -> None:
+    """A slow client cannot hold an API connection: 408 at the header deadline."""
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    started = time.monotonic()
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+    await writer.drain()
+
+    answer = await asyncio.wait_for(reader.read(), timeout=HEADER_TIMEOUT + 5)
+    elapsed = time.monotonic() - started
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert elapsed < HEADER_TIMEOUT + 2

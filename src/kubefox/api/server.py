@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from kubefox.api.settings import ApiSettings
 from kubefox.serving import QuietServer, bind, url_of
+from kubefox.serving.protocol import guarded_protocol
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +66,12 @@ class ApiServer:
                 host=settings.host,
                 port=sock.getsockname()[1],
                 loop="none",
-                http="h11",
+                # the guards httpsrv has: a slow or endless request head cannot hold a connection
+                http=guarded_protocol(
+                    header_timeout=settings.header_timeout,
+                    body_timeout=settings.body_timeout,
+                    max_head_size=settings.max_head_size,
+                ),
                 ws="none",
                 lifespan="off",
                 access_log=False,

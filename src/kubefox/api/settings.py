@@ -33,6 +33,19 @@ class ApiSettings(BaseSettings):
         description="Longest a request may wait for a condition (release, availability), "
         "in seconds.",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (else 408).",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a client has to send a request's body (else 408)."
+    )
+    max_head_size: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers accepted, in bytes (else 431).",
+    )
     shutdown_grace: float = Field(
         default=5.0,
         gt=0,

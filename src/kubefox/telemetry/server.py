@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 
 from kubefox.serving import QuietServer, bind, url_of
+from kubefox.serving.protocol import guarded_protocol
 from kubefox.telemetry.protocol import TelemetryStore
 from kubefox.telemetry.receiver import DEFAULT_MAX_BODY_SIZE, ASGIApp, OtlpReceiver
 
@@ -79,6 +80,10 @@ class TelemetryServer:
                 self.app,
                 host=self.host,
                 port=sock.getsockname()[1],
+                # the guards httpsrv has; bodies may be as large as the receiver allows
+                http=guarded_protocol(
+                    header_timeout=10.0, body_timeout=30.0, max_head_size=64 * 1024
+                ),
                 ws="none",
                 lifespan="off",
                 interface="asgi3",

@@ -24,13 +24,13 @@ import uvicorn
 
 from kubefox.adapters.http.app import HttpAdapter, adapter_identity
 from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
-from kubefox.adapters.http.protocol import guarded_protocol
 from kubefox.adapters.http.settings import HttpsrvSettings
 from kubefox.core.errors import UnavailableError
 from kubefox.recording.jetstream import JetStreamRecordings
 from kubefox.recording.recorder import Recorder
 from kubefox.router import ResourceView, Router
 from kubefox.serving import QuietServer, bind, url_of
+from kubefox.serving.protocol import guarded_protocol
 from kubefox.store.jetstream import JetStreamStore
 
 if TYPE_CHECKING:
