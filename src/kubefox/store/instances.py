@@ -35,6 +35,7 @@ from nats.js.kv import KeyValue
 
 from kubefox.core.errors import DeadlineExceededError, InvalidError, UnavailableError
 from kubefox.store.instance_records import InstanceRecord, parse_record
+from kubefox.store.nats_client import connect_client
 
 log = structlog.get_logger(__name__)
 
@@ -88,25 +89,9 @@ class InstanceRegistry:
         Raises:
             UnavailableError: no server answered within ``connect_timeout``.
         """
-        client = Client()
-        try:
-            # nats-py retries the first connect like a reconnect, which is
-            # forever here, so the deadline has to come from outside.
-            async with asyncio.timeout(connect_timeout):
-                await client.connect(
-                    servers=[u.strip() for u in url.split(",") if u.strip()],
-                    name=name,
-                    # nats-py annotates these seconds as int but waits any float.
-                    connect_timeout=connect_timeout,  # type: ignore[arg-type]
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,  # type: ignore[arg-type]
-                    error_cb=_on_error,
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await client.close()
-            raise UnavailableError("cannot reach nats", url=url) from exc
+        client = await connect_client(
+            url, name=name, connect_timeout=connect_timeout, log_prefix="registry"
+        )
         registry = cls(
             client, bucket=bucket, platform=platform, ttl=ttl, request_timeout=request_timeout
         )
@@ -332,8 +317,3 @@ def _translated(action: str, **details: Any) -> Iterator[None]:
         yield
     except (nats.errors.Error, TimeoutError, OSError) as exc:
         raise UnavailableError(f"{action}: {type(exc).__name__}: {exc}", **details) from exc
-
-
-async def _on_error(exc: Exception) -> None:
-    if not isinstance(exc, OSError | nats.errors.StaleConnectionError):
-        log.warning("registry.nats_error", error=repr(exc))

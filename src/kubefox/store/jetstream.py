@@ -51,6 +51,7 @@ from kubefox.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from kubefox.store.nats_client import connect_client
 from kubefox.store.protocol import (
     ResourceKey,
     StoredResource,
@@ -127,26 +128,12 @@ class JetStreamStore:
         and watches wait, then resume. Raises ``UnavailableError`` if no server
         answers within ``connect_timeout``.
         """
-        client = Client()
-        try:
-            # nats-py retries the first connect as often as a reconnect, which is
-            # forever here, so the deadline has to come from outside.
-            async with asyncio.timeout(connect_timeout):
-                await client.connect(
-                    servers=[url],
-                    name=name,
-                    # nats-py annotates these seconds as int but waits any float.
-                    connect_timeout=connect_timeout,  # type: ignore[arg-type]
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=reconnect_time_wait,  # type: ignore[arg-type]
-                    error_cb=_on_error,
-                    disconnected_cb=_on_disconnected,
-                    reconnected_cb=_on_reconnected,
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            await client.close()
-            raise UnavailableError("cannot reach nats", url=url) from exc
+        client = await connect_client(
+            url,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_time_wait=reconnect_time_wait,
+        )
         try:
             store = await cls.open(
                 client,
@@ -560,18 +547,3 @@ def _translated(action: str, **details: Any) -> Iterator[None]:
         raise UnavailableError(f"{action}: jetstream is not answering", **details) from exc
     except nats.errors.Error as exc:
         raise KubeFoxError(f"{action}: {exc}", **details) from exc
-
-
-async def _on_error(exc: Exception) -> None:
-    # Failed connection attempts are reported once each; the disconnect and
-    # reconnect callbacks already say what matters about them.
-    if not isinstance(exc, OSError | nats.errors.StaleConnectionError):
-        log.warning("store.nats_error", error=repr(exc))
-
-
-async def _on_disconnected() -> None:
-    log.info("store.nats_disconnected")
-
-
-async def _on_reconnected() -> None:
-    log.info("store.nats_reconnected")

@@ -33,6 +33,7 @@ from kubefox.core.errors import (
     UnavailableError,
 )
 from kubefox.store.artifacts import check_name
+from kubefox.store.nats_client import connect_client
 
 log = structlog.get_logger(__name__)
 
@@ -74,24 +75,9 @@ class JetStreamArtifactStore:
 
         Raises ``UnavailableError`` if no server answers within ``connect_timeout``.
         """
-        client = Client()
-        try:
-            # nats-py retries the first connect as often as a reconnect; the
-            # deadline has to come from outside.
-            async with asyncio.timeout(connect_timeout):
-                await client.connect(
-                    servers=[url],
-                    name=name,
-                    # nats-py annotates these seconds as int but waits any float.
-                    connect_timeout=connect_timeout,  # type: ignore[arg-type]
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,  # type: ignore[arg-type]
-                    error_cb=_on_error,
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            await client.close()
-            raise UnavailableError("cannot reach nats", url=url) from exc
+        client = await connect_client(
+            url, name=name, connect_timeout=connect_timeout, log_prefix="artifacts"
+        )
         try:
             store = await cls.open(
                 client,
@@ -208,10 +194,3 @@ def _translated(action: str, **details: Any) -> Iterator[None]:
         raise KubeFoxError(f"{action}: {exc.description or exc}", **details) from exc
     except nats.errors.Error as exc:
         raise KubeFoxError(f"{action}: {exc}", **details) from exc
-
-
-async def _on_error(exc: Exception) -> None:
-    # Failed connection attempts are reported once each by nats-py's reconnect
-    # loop; calls that fail meanwhile raise UnavailableError to their callers.
-    if not isinstance(exc, OSError | nats.errors.StaleConnectionError):
-        log.warning("artifacts.nats_error", error=repr(exc))
