@@ -136,3 +136,16 @@ class ApiClient:
             f"{response.request.method} {response.request.url.path}",
             status=response.status_code,
         )
+
+
+def http_url(client: ApiClient) -> str:
+    """The base URL of the platform's httpsrv, from the API's status report.
+
+    Raises:
+        UnavailableError: the status names no running httpsrv.
+    """
+    status = client.get(path("status"))
+    for part in status.get("parts", []):
+        if part.get("name") == "http" and part.get("url"):
+            return str(part["url"])
+    raise UnavailableError("httpsrv is not running: the platform status names no HTTP endpoint")

@@ -21,6 +21,7 @@ from kubefox.cli import (
     release,
     resources,
     telemetry,
+    testevents,
 )
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ app.command(rich_help_panel="Telemetry")(telemetry.trace)
 app.command(rich_help_panel="Telemetry")(telemetry.logs)
 app.add_typer(recording.app, name="record", rich_help_panel="Testing")
 app.command("replay", rich_help_panel="Testing")(recording.replay_command)
+app.add_typer(testevents.app, name="test", rich_help_panel="Testing")
 
 
 @app.command(rich_help_panel="Other")

@@ -17,6 +17,7 @@ import httpx
 import typer
 
 from kubefox.cli.client import ApiClient, path
+from kubefox.cli.client import http_url as httpsrv_url
 from kubefox.cli.errors import reports_errors, stderr
 from kubefox.cli.options import (
     DEFAULT_STATE_DIR,
@@ -27,7 +28,6 @@ from kubefox.cli.options import (
     duration_option,
 )
 from kubefox.cli.output import emit, render_table
-from kubefox.core.errors import UnavailableError
 from kubefox.recording.compare import ignore_rules
 from kubefox.recording.records import RecordedResponse, exchange_from_builtins
 from kubefox.recording.replay import ReplayRequest, ReplayResult, replay
@@ -172,14 +172,6 @@ def show(
 # -- replay -------------------------------------------------------------------------------
 
 
-def _http_url(client: ApiClient) -> str:
-    status = client.get(path("status"))
-    for part in status.get("parts", []):
-        if part.get("name") == "http" and part.get("url"):
-            return str(part["url"])
-    raise UnavailableError("httpsrv is not running: the platform status names no HTTP endpoint")
-
-
 def _sender(http: httpx.Client) -> Any:
     def send(request: ReplayRequest) -> RecordedResponse:
         built = http.build_request(
@@ -281,7 +273,7 @@ def replay_command(
         raise typer.BadParameter(str(exc), param_hint="--ignore") from exc
     with ApiClient.connect(api=api, state_dir=state_dir) as client:
         found = client.get(path("recordings", recording, "exchanges"))
-        base = http_url or _http_url(client)
+        base = http_url or httpsrv_url(client)
     exchanges = [exchange_from_builtins(item) for item in found["exchanges"]]
     with httpx.Client(base_url=base, timeout=60.0) as http:
         results = replay(

@@ -35,7 +35,7 @@ from kubefox.core.errors import (
     UnsupportedAdapterError,
 )
 from kubefox.core.values import EnvVarType, Value
-from kubefox.kit._declarations import Dependency, EnvVar, Handler
+from kubefox.kit._declarations import Dependency, EnvVar, EventType, Handler
 from kubefox.kit._kit import Kit
 from kubefox.kit._kontext import Kontext
 from kubefox.kit._messages import Reply, Response
@@ -53,6 +53,7 @@ __all__ = [
     "Dependency",
     "EnvVar",
     "EnvVarType",
+    "EventType",
     "Handler",
     "InvalidError",
     "Kit",

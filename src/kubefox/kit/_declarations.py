@@ -28,6 +28,10 @@ Handler = Callable[["Kontext"], Awaitable["Response"]]
 
 _ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _COMPONENT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# Reverse-DNS style, as CloudEvents types: ``com.example.ping``.
+_EVENT_TYPE_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+#: Event types the platform owns; users cannot declare types under this prefix.
+RESERVED_EVENT_TYPE_PREFIX = "io.kubefox."
 # Any value that fills a path segment, header or query value, to check a rule's shape.
 _PLACEHOLDER = "kubefox"
 
@@ -77,6 +81,22 @@ class Dependency:
     def event_type(self) -> str:
         """The type of the events sent to it: ``io.kubefox.http`` for adapters."""
         return TYPE_HTTP if self.type == ComponentType.HTTP_ADAPTER else TYPE_KUBEFOX
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventType:
+    """A user-defined event type declared with :meth:`Kit.event_type <kubefox.kit.Kit.event_type>`.
+
+    Register a handler for it with :meth:`Kit.on <kubefox.kit.Kit.on>`; send
+    one through httpsrv with ``kf-type=<name>`` (or ``fox test send``).
+    """
+
+    name: str
+
+    @property
+    def rule(self) -> str:
+        """The route rule matching events of this type: ``Type(`<name>`)``."""
+        return f"Type(`{self.name}`)"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,4 +149,21 @@ def check_component_name(name: str) -> str:
         raise InvalidError(
             f"dependency name {name!r} must be a lowercase DNS label ([a-z0-9-], at most 63)"
         )
+    return name
+
+
+def check_event_type_name(name: str) -> str:
+    """``name`` if it can be a user-defined event type, else raise.
+
+    Raises:
+        InvalidError: the name is not reverse-DNS-like (letters, digits, ``.``,
+            ``_``, ``-``; at most 253) or lies under the reserved ``io.kubefox.``.
+    """
+    if not _EVENT_TYPE_RE.fullmatch(name):
+        raise InvalidError(
+            f"event type {name!r} must be letters, digits, '.', '_' or '-' (at most 253), "
+            "e.g. com.example.ping"
+        )
+    if name.lower().startswith(RESERVED_EVENT_TYPE_PREFIX):
+        raise InvalidError(f"event type {name!r} is reserved: io.kubefox.* belongs to the platform")
     return name

@@ -22,10 +22,12 @@ from kubefox.core.values import EnvVarType
 from kubefox.kit._declarations import (
     Dependency,
     EnvVar,
+    EventType,
     Handler,
     RouteSpec,
     check_component_name,
     check_env_var_name,
+    check_event_type_name,
     check_rule,
 )
 from kubefox.kit._server import Server
@@ -135,6 +137,32 @@ class Kit:
             return handler
 
         return register
+
+    def event_type(self, name: str) -> EventType:
+        """Declare an event type of the app's own, e.g. ``com.example.ping``.
+
+        Events of that type are sent through httpsrv with ``kf-type=<name>``
+        (or ``fox test send``); :meth:`on` registers their handler.
+
+        Raises:
+            InvalidError: the name is not valid or lies under ``io.kubefox.``.
+        """
+        return EventType(check_event_type_name(name))
+
+    def on(self, event_type: EventType) -> Callable[[H], H]:
+        """Register the decorated handler for events of ``event_type``.
+
+        It is a route with rule ``Type(`<name>`)``, declared in the component
+        definition like any other route.
+
+        Raises:
+            InvalidError: ``event_type`` was not made by :meth:`event_type`.
+        """
+        if not isinstance(event_type, EventType):
+            raise InvalidError(
+                f"{event_type!r} is not an EventType: declare it with kit.event_type"
+            )
+        return self.route(event_type.rule)
 
     def default(self, handler: H) -> H:
         """Register the decorated handler for events no route matched (route id -1).

@@ -114,6 +114,13 @@ class EmbeddedPlatform:
         """The component artifact store (JetStream object store)."""
         return _started(self._artifacts)
 
+    def _live_instances(self) -> Iterable[tuple[str, str, str]]:
+        """``(app, component, hash)`` of every registered instance (httpsrv's health event)."""
+        registry = self._registry
+        if registry is None:
+            return ()
+        return [(record.app, record.name, record.hash) for record in registry.records()]
+
     @property
     def registry(self) -> InstanceRegistry:
         """Live component instance registrations."""
@@ -486,6 +493,7 @@ class EmbeddedPlatform:
             router=router,
             tracer=http_telemetry.tracer if http_telemetry is not None else None,
             metrics=metrics,
+            live=self._live_instances,
         )
         self._telemetry_gauges()
         async with asyncio.TaskGroup() as tasks:

@@ -79,10 +79,17 @@ class ImagePullPolicy(enum.StrEnum):
 
 
 class EventsSpec(KubeFoxModel):
-    """Limits of every event: time to live and size."""
+    """Limits of every event (time to live and size), and the built-in test events.
+
+    ``builtin`` switches on, for every virtual environment, the events httpsrv
+    answers itself (``io.kubefox.health``, ``io.kubefox.echo``); one virtual
+    environment can switch them on alone with the annotation
+    ``kubefox.xigxog.io/builtin-events: "true"``. Not an upstream field.
+    """
 
     timeout_seconds: int = Field(default=DEFAULT_EVENT_TIMEOUT_SECONDS, ge=3)
     max_size: ByteSize = DEFAULT_EVENT_MAX_SIZE
+    builtin: bool = False
 
 
 class PodSettings(KubeFoxModel):

@@ -18,6 +18,7 @@ PUBLIC = [
     "Dependency",
     "EnvVar",
     "EnvVarType",
+    "EventType",
     "Handler",
     "InvalidError",
     "Kit",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import msgspec
 import structlog
 
+from kubefox.adapters.http import builtin
 from kubefox.adapters.http.translate import (
     HEADER_ADAPTER,
     HttpResponse,
@@ -217,6 +218,8 @@ class HttpAdapter:
         tracer: records a server span per sampled request; ``None``: no tracing.
         metrics: records every request's duration and outcome; ``None``: none.
         recorder: copies the answered requests of recorded virtual environments.
+        live: the live component instances, for the built-in health event
+            (:mod:`kubefox.adapters.http.builtin`); ``None``: not known.
     """
 
     def __init__(
@@ -231,8 +234,10 @@ class HttpAdapter:
         tracer: HopTracer | None = None,
         metrics: HopMetrics | None = None,
         recorder: Recorder | None = None,
+        live: builtin.LiveInstances | None = None,
     ) -> None:
         self._recorder = recorder
+        self._live = live
         self._tracer = tracer
         self._metrics = metrics
         #: Requests being answered right now (the in-flight gauge reads it).
@@ -300,10 +305,15 @@ class HttpAdapter:
             if span is not None:
                 event = msgspec.structs.replace(event, parent_span=self._span_context(span))
             context = event.context
-            routed = self._router.route_genesis(event)
-            context = routed.context.event_context
-            reply = await self._forward(event, routed, limits, deadline)
-            response = reply_response(reply)
+            if event.type in builtin.BUILTIN_TYPES and builtin.wants_builtin(
+                self._router, self._platform, event
+            ):
+                response = builtin.answer(self._router, event, scope, body, self._live)
+            else:
+                routed = self._router.route_genesis(event)
+                context = routed.context.event_context
+                reply = await self._forward(event, routed, limits, deadline)
+                response = reply_response(reply)
         except _ClientGoneError:
             return 499, routed, None
         except KubeFoxError as exc:

@@ -23,6 +23,7 @@ import structlog
 import uvicorn
 
 from kubefox.adapters.http.app import HttpAdapter, adapter_identity
+from kubefox.adapters.http.builtin import LiveInstances
 from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
 from kubefox.adapters.http.settings import HttpsrvSettings
 from kubefox.core.errors import UnavailableError
@@ -63,6 +64,7 @@ class HttpServer:
             instead of connecting to ``settings.nats_url``.
         tracer: traces sampled requests (see :class:`~kubefox.telemetry.tracing.HopTracer`).
         metrics: records every request's duration and outcome.
+        live: the live component instances, for the built-in health event.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class HttpServer:
         client: NatsClient | None = None,
         tracer: HopTracer | None = None,
         metrics: HopMetrics | None = None,
+        live: LiveInstances | None = None,
     ) -> None:
         self.settings = settings
+        self._live = live
         self.source = adapter_identity()
         self._tracer = tracer
         self._metrics = metrics
@@ -165,6 +169,7 @@ class HttpServer:
             tracer=self._tracer,
             metrics=self._metrics,
             recorder=recorder,
+            live=self._live,
         )
         self.adapter = app
         config = uvicorn.Config(
