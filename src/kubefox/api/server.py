@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
-import uvicorn
 from starlette.applications import Starlette
 
 from kubefox.api.settings import ApiSettings
-from kubefox.serving import QuietServer, bind, url_of
-from kubefox.serving.protocol import guarded_protocol
-
-log = structlog.get_logger(__name__)
+from kubefox.serving.server import AsgiServer
 
 
 class ApiServer:
@@ -33,20 +28,24 @@ class ApiServer:
     def __init__(self, settings: ApiSettings, app: Starlette, *, closing: asyncio.Event) -> None:
         self.settings = settings
         self.app = app
-        #: Set once the server accepts requests (after :attr:`url` is known).
-        self.started = asyncio.Event()
         self._closing = closing
-        self._url: str | None = None
-        self._uvicorn: QuietServer | None = None
-        self._stopping = False
-        self._running = False
+        self._server = AsgiServer(
+            label="API",
+            log_name="api",
+            host=settings.host,
+            port=settings.port,
+            shutdown_grace=settings.shutdown_grace,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_head_size=settings.max_head_size,
+        )
+        #: Set once the server accepts requests (after :attr:`url` is known).
+        self.started = self._server.started
 
     @property
     def url(self) -> str:
         """``http://<host>:<port>``; known once :attr:`started` is set."""
-        if self._url is None:
-            raise RuntimeError("the API server is not listening yet")
-        return self._url
+        return self._server.url
 
     async def run(self) -> None:
         """Serve until :meth:`stop` and in-flight requests are done (once per server).
@@ -54,47 +53,9 @@ class ApiServer:
         Raises:
             PortUnavailableError: the address cannot be bound.
         """
-        if self._running:
-            raise RuntimeError("the API server has already run")
-        self._running = True
-        settings = self.settings
-        sock = bind(settings.host, settings.port)
-        try:
-            self._url = url_of(sock)
-            config = uvicorn.Config(
-                self.app,
-                host=settings.host,
-                port=sock.getsockname()[1],
-                loop="none",
-                # the guards httpsrv has: a slow or endless request head cannot hold a connection
-                http=guarded_protocol(
-                    header_timeout=settings.header_timeout,
-                    body_timeout=settings.body_timeout,
-                    max_head_size=settings.max_head_size,
-                ),
-                ws="none",
-                lifespan="off",
-                access_log=False,
-                log_config=None,
-                server_header=False,
-                # uvicorn annotates these seconds as int but waits any float.
-                timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
-            )
-            server = QuietServer(config, self.started)
-            self._uvicorn = server
-            server.should_exit = self._stopping
-            log.info("api.starting", url=self._url)
-            await server.serve(sockets=[sock])
-        finally:
-            self._uvicorn = None
-            sock.close()
-            self.started.clear()
-            log.info("api.stopped")
+        await self._server.run(self.app)
 
     def stop(self) -> None:
         """Stop accepting, end open watches, let requests finish within the grace; idempotent."""
-        self._stopping = True
         self._closing.set()
-        server = self._uvicorn
-        if server is not None:
-            server.should_exit = True
+        self._server.stop()

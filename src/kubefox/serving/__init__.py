@@ -1,5 +1,6 @@
 """Serving ASGI applications: what httpsrv, the API and the OTLP receiver share."""
 
 from kubefox.serving.listener import QuietServer, bind, url_of
+from kubefox.serving.server import AsgiServer
 
-__all__ = ["QuietServer", "bind", "url_of"]
+__all__ = ["AsgiServer", "QuietServer", "bind", "url_of"]

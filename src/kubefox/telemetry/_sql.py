@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 
 from kubefox.core.errors import InvalidError, UnavailableError
-from kubefox.telemetry.protocol import LogQuery
+from kubefox.telemetry.protocol import LogQuery, Retention
 from kubefox.telemetry.records import LogRecord, SpanEvent, SpanKind, SpanRecord, StatusCode
 
 _E = TypeVar("_E", SpanKind, StatusCode)
@@ -321,3 +322,28 @@ async def follow_logs(
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll_interval):
                     await woken.wait()
+
+
+class PrunePacer:
+    """When a store prunes on write: after ``prune_every`` records or ``prune_interval`` seconds.
+
+    Both adapters write in batches and prune in the same rhythm; keeping the
+    count and the clock here keeps that rhythm one rule.
+    """
+
+    def __init__(self) -> None:
+        self._written = 0
+        self._last = time.monotonic()
+
+    def pruned(self) -> None:
+        """Start counting again: a prune just ran."""
+        self._written = 0
+        self._last = time.monotonic()
+
+    def due_after(self, count: int, retention: Retention) -> bool:
+        """Note ``count`` records written; whether the retention should be enforced now."""
+        self._written += count
+        return (
+            self._written >= retention.prune_every
+            or time.monotonic() - self._last >= retention.prune_interval
+        )

@@ -119,8 +119,7 @@ class PostgresTelemetryStore:
         self._clock = clock
         self._closed = False
         self._notifier = _sql.Notifier()
-        self._written = 0
-        self._last_prune = time.monotonic()
+        self._pacer = _sql.PrunePacer()
 
     @classmethod
     async def connect(
@@ -181,12 +180,7 @@ class PostgresTelemetryStore:
             raise UnavailableError("the telemetry store is closed")
 
     async def _after_write(self, count: int) -> None:
-        self._written += count
-        retention = self.retention
-        if (
-            self._written >= retention.prune_every
-            or time.monotonic() - self._last_prune >= retention.prune_interval
-        ):
+        if self._pacer.due_after(count, self.retention):
             await self.prune()
 
     # -- the port ----------------------------------------------------------------------------
@@ -351,8 +345,7 @@ class PostgresTelemetryStore:
     async def prune(self) -> int:
         """Enforce the retention now; return how many records were deleted."""
         self._check_open()
-        self._written = 0
-        self._last_prune = time.monotonic()
+        self._pacer.pruned()
         return await self._guard(self._prune(self._clock()))
 
     async def aclose(self) -> None:

@@ -110,8 +110,7 @@ class SQLiteTelemetryStore:
         self._clock = clock
         self._closed = False
         self._notifier = _sql.Notifier()
-        self._written = 0
-        self._last_prune = time.monotonic()
+        self._pacer = _sql.PrunePacer()
 
     @classmethod
     async def open(
@@ -173,12 +172,7 @@ class SQLiteTelemetryStore:
         db.execute("COMMIT")
 
     async def _after_write(self, count: int) -> None:
-        self._written += count
-        retention = self.retention
-        if (
-            self._written >= retention.prune_every
-            or time.monotonic() - self._last_prune >= retention.prune_interval
-        ):
+        if self._pacer.due_after(count, self.retention):
             await self.prune()
 
     # -- the port ----------------------------------------------------------------------------
@@ -337,8 +331,7 @@ class SQLiteTelemetryStore:
 
     async def prune(self) -> int:
         """Enforce the retention now; return how many records were deleted."""
-        self._written = 0
-        self._last_prune = time.monotonic()
+        self._pacer.pruned()
         return await self._run(self._prune, self._clock())
 
     async def aclose(self) -> None:
