@@ -47,9 +47,17 @@ async def serve(app_dir: Path, state_dir: Path) -> None:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     async with EmbeddedPlatform(settings) as platform:
         urls = await deploy_demo(platform, app_dir, within=60.0)
+        # How a bench client reaches NATS with security on: CA, admin creds, inbox prefix.
+        options = await platform.nats_options("kubefox-bench")
         ready = {
             "http": platform.http_url,
             "nats": platform.nats.url,
+            "nats_options": {
+                "url": options.url,
+                "ca_file": str(options.ca_file) if options.ca_file else None,
+                "creds_file": str(options.creds_file) if options.creds_file else None,
+                "inbox_prefix": options.inbox_prefix,
+            },
             "urls": urls,
             "pids": {
                 "platform": os.getpid(),

@@ -11,8 +11,12 @@ nats-server (:mod:`bench.rawnats`), the same payload size: two deliveries,
 no encoding, no checks. Raw relayed: the same with a relay process in the
 middle that republishes each request keeping its reply subject, as the
 broker does: the three deliveries of a broker hop with no logic at all, so
-the floor any brokered design has on this machine. They take turns for a
-few rounds so drifting load hits each alike. Each also reports the CPU time
+the floor any brokered design has on this machine. Both raw variants run
+twice: with nats-py (``raw_nats``, ``raw_nats_relayed``) and with
+:mod:`kubefox.natsio`, our asyncio.Protocol client whose handlers run inside
+the socket read (``natsio``, ``natsio_relayed``: requester, relay and
+responder all natsio). They take turns for a few rounds so drifting load hits
+each alike. Each also reports the CPU time
 its processes used per call (``cpu_us``; the raw requester's own, the
 responder's and relay's from ``/proc``; for the platform the caller, the
 platform process, where the broker runs, and echo). Target (issue 8):
@@ -21,6 +25,7 @@ platform p50 no more than 1.5x raw p50.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
@@ -37,6 +42,13 @@ ROUNDS = 3
 SIZE = 64
 RAW_SUBJECT = "bench.hop.echo"
 RELAY_SUBJECT = "bench.hop.relay"
+#: The raw variants: name -> (client library, subject the requester calls).
+RAW = {
+    "raw_nats": ("nats-py", RAW_SUBJECT),
+    "raw_nats_relayed": ("nats-py", RELAY_SUBJECT),
+    "natsio": ("natsio", f"{RAW_SUBJECT}.natsio"),
+    "natsio_relayed": ("natsio", f"{RELAY_SUBJECT}.natsio"),
+}
 
 
 def calls_per_round() -> int:
@@ -75,9 +87,11 @@ def _platform_calls(url: str, calls: int) -> list[int]:
     return samples
 
 
-def _raw_calls(nats_url: str, subject: str, calls: int, cpu: _Cpu) -> list[int]:
+def _raw_calls(nats_url: str, client: str, subject: str, calls: int, cpu: _Cpu) -> list[int]:
     """Durations of ``calls`` raw requests; ``cpu`` measures them, the requester's own included."""
-    args = python_module("bench.rawnats", "request", nats_url, subject, str(calls), str(SIZE))
+    args = python_module(
+        "bench.rawnats", client, "request", nats_url, subject, str(calls), str(SIZE)
+    )
     with Child("raw-requester", args) as child:
         child.read_json(timeout=60)  # warmed up
         cpu.start()
@@ -102,36 +116,45 @@ def _summary(samples: list[int]) -> dict[str, Any]:
 def run_hop() -> dict[str, Any]:
     """Per-call latency of a component-to-component hop and of raw nats-py request-reply."""
     calls = calls_per_round()
-    samples: dict[str, list[int]] = {"platform": [], "raw_nats": [], "raw_nats_relayed": []}
+    samples: dict[str, list[int]] = {"platform": [], **{name: [] for name in RAW}}
     ready, platform = start_platform(str(APP))
-    nats_url = ready["nats"]
+    # With security on, the raw clients need the CA and a credential, as every platform client.
+    nats_url = json.dumps(ready["nats_options"]) if "nats_options" in ready else ready["nats"]
     try:
         url = next(url for url in ready["urls"] if "kf-dep=" in url)
-        respond = python_module("bench.rawnats", "respond", nats_url, RAW_SUBJECT)
-        relay = python_module("bench.rawnats", "relay", nats_url, RELAY_SUBJECT, RAW_SUBJECT)
-        with Child("raw-responder", respond) as responder, Child("raw-relay", relay) as relayer:
-            responder.read_json(timeout=30)
-            relayer.read_json(timeout=30)
+        with contextlib.ExitStack() as stack:
+            responders: dict[str, Child] = {}
+            relays: dict[str, Child] = {}
+            for client in ("nats-py", "natsio"):
+                echo = RAW_SUBJECT if client == "nats-py" else f"{RAW_SUBJECT}.natsio"
+                relayed = RELAY_SUBJECT if client == "nats-py" else f"{RELAY_SUBJECT}.natsio"
+                respond = python_module("bench.rawnats", client, "respond", nats_url, echo)
+                relay = python_module("bench.rawnats", client, "relay", nats_url, relayed, echo)
+                responders[client] = stack.enter_context(Child(f"{client}-responder", respond))
+                relays[client] = stack.enter_context(Child(f"{client}-relay", relay))
+            for child in (*responders.values(), *relays.values()):
+                child.read_json(timeout=30)
             pids = ready["pids"]
             cpu = {
-                "raw_nats": _Cpu({"responder": responder.pid}),
-                "raw_nats_relayed": _Cpu({"relay": relayer.pid, "responder": responder.pid}),
-                "platform": _Cpu(
-                    {
-                        "caller": pids["component caller"],
-                        "platform (broker)": pids["platform"],
-                        "echo": pids["component echo"],
-                    }
-                ),
+                name: _Cpu(
+                    {"relay": relays[client].pid, "responder": responders[client].pid}
+                    if name.endswith("_relayed")
+                    else {"responder": responders[client].pid}
+                )
+                for name, (client, _) in RAW.items()
             }
+            cpu["platform"] = _Cpu(
+                {
+                    "caller": pids["component caller"],
+                    "platform (broker)": pids["platform"],
+                    "echo": pids["component echo"],
+                }
+            )
             _platform_calls(url, 500)  # warm-up: imports, caches, the broker's relay mode
             for round_ in range(ROUNDS):
                 print(f"hop: round {round_ + 1} of {ROUNDS}, {calls} calls each", file=sys.stderr)
-                for name, subject in (
-                    ("raw_nats", RAW_SUBJECT),
-                    ("raw_nats_relayed", RELAY_SUBJECT),
-                ):
-                    samples[name] += _raw_calls(nats_url, subject, calls, cpu[name])
+                for name, (client, subject) in RAW.items():
+                    samples[name] += _raw_calls(nats_url, client, subject, calls, cpu[name])
                 cpu["platform"].start()
                 samples["platform"] += _platform_calls(url, calls)
                 cpu["platform"].stop()
@@ -145,11 +168,15 @@ def run_hop() -> dict[str, Any]:
         }
     )
     hop, raw, relayed = report["platform"], report["raw_nats"], report["raw_nats_relayed"]
+    ours, ours_relayed = report["natsio"], report["natsio_relayed"]
     report["ratio"] = {
         "p50": round(hop["p50_ms"] / raw["p50_ms"], 3),
         "p99": round(hop["p99_ms"] / raw["p99_ms"], 3),
         "relayed_p50": round(relayed["p50_ms"] / raw["p50_ms"], 3),
         "p50_vs_relayed": round(hop["p50_ms"] / relayed["p50_ms"], 3),
+        # natsio against nats-py's raw request-reply, the baseline of the target
+        "natsio_p50": round(ours["p50_ms"] / raw["p50_ms"], 3),
+        "natsio_relayed_p50": round(ours_relayed["p50_ms"] / raw["p50_ms"], 3),
     }
     report["targets"] = {"p50_ratio_at_most_1_5": report["ratio"]["p50"] <= 1.5}
     return report
