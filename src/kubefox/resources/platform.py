@@ -82,7 +82,8 @@ class EventsSpec(KubeFoxModel):
     """Limits of every event (time to live and size), and the built-in test events.
 
     ``builtin`` switches on, for every virtual environment, the events httpsrv
-    answers itself (``io.kubefox.health``, ``io.kubefox.echo``); one virtual
+    answers itself (``io.kubefox.health``, ``io.kubefox.echo``,
+    ``io.kubefox.routes``); one virtual
     environment can switch them on alone with the annotation
     ``kubefox.xigxog.io/builtin-events: "true"``. Not an upstream field.
     """

@@ -12,6 +12,9 @@ When they are off the event is routed as usual (and usually finds no route).
   whether a live instance is registered (``null`` when httpsrv cannot know).
 * ``io.kubefox.echo``: the request as httpsrv received it: method, path,
   query, headers without credentials, and the body's length.
+* ``io.kubefox.routes``: a generated request to every route of the context,
+  each sent through httpsrv's normal path, and a report of the answers
+  (:mod:`kubefox.adapters.http.routes_event`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from kubefox.adapters.http.routes_event import TYPE_ROUTES, Asgi, routes_report
 from kubefox.adapters.http.translate import HttpResponse
 from kubefox.core.events import TYPE_HEALTH, Event
 from kubefox.resources import Platform, VirtualEnvironment
@@ -29,7 +33,7 @@ from kubefox.router import Router
 #: The echo event's type.
 TYPE_ECHO = "io.kubefox.echo"
 #: Event types httpsrv answers itself when the built-in events are on.
-BUILTIN_TYPES = frozenset({TYPE_HEALTH, TYPE_ECHO})
+BUILTIN_TYPES = frozenset({TYPE_HEALTH, TYPE_ECHO, TYPE_ROUTES})
 #: The VirtualEnvironment annotation switching the built-in events on for it alone.
 ANNOTATION = "kubefox.xigxog.io/builtin-events"
 
@@ -62,21 +66,40 @@ def wants_builtin(router: Router, platform: str, event: Event) -> bool:
     )
 
 
-def answer(
+async def answer(
     router: Router,
     event: Event,
     scope: MutableMapping[str, Any],
     body: bytes,
     live: LiveInstances | None,
+    *,
+    app: Asgi,
+    deadline: float,
+    budget: float,
 ) -> HttpResponse:
     """The built-in answer to ``event`` (one of :data:`BUILTIN_TYPES`).
 
+    ``app`` (httpsrv's own ASGI application), ``deadline`` (event loop time)
+    and ``budget`` (the event's time to live, seconds) serve the routes event,
+    whose generated requests go through ``app`` before ``deadline``.
+
     Raises:
         NotFoundError: the deployment or virtual environment does not exist.
+        InvalidError: the routes event's options are wrong.
     """
     context = event.context
     if event.type == TYPE_HEALTH:
         document = health(router, context.app_deployment, context.virtual_environment, live)
+    elif event.type == TYPE_ROUTES:
+        document = await routes_report(
+            router,
+            event,
+            scope,
+            app=app,
+            deadline=deadline,
+            budget=budget,
+            builtin_types=BUILTIN_TYPES,
+        )
     else:
         document = echo(scope, body)
     content = json.dumps(document).encode()
