@@ -18,6 +18,7 @@ from bench.memory import run_memory
 from bench.options import take_options
 from bench.releases import run_releases
 from bench.router import run_router
+from bench.security import run_security
 from bench.tracing import run_tracing
 
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -27,6 +28,7 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "memory": run_memory,
     "releases": run_releases,
     "tracing": run_tracing,
+    "security": run_security,
 }
 
 

@@ -19,6 +19,7 @@ kubefox_platform              session   a started :class:`~kubefox.platform.Embe
 kubefox_publish               session   :class:`~kubefox.testing.AppPublisher`
 kubefox_apply                 session   :class:`~kubefox.testing.ResourceApplier`
 kubefox_http                  function  :class:`~kubefox.testing.HttpClient` for httpsrv
+kubefox_https                 function  the same over HTTPS, trusting the platform's CA
 kubefox_send                  session   :class:`~kubefox.testing.EventSender`
 ============================  ========  ===============================================
 
@@ -203,6 +204,26 @@ async def kubefox_http(kubefox_platform: EmbeddedPlatform) -> AsyncIterator[Http
     from kubefox.testing import HttpClient
 
     async with HttpClient(base_url=kubefox_platform.http_url, timeout=30.0) as client:
+        yield client
+
+
+@_in_platform_loop(scope="function")
+async def kubefox_https(kubefox_platform: EmbeddedPlatform) -> AsyncIterator[HttpClient]:
+    """An httpx client for httpsrv's HTTPS listener that trusts the platform's CA only.
+
+    Needs the platform's security on (``PlatformSettings.security``, the default).
+    """
+    from kubefox.testing import HttpClient
+
+    url = kubefox_platform.https_url
+    if url is None:
+        pytest.fail(
+            "kubefox_https needs the platform's security on: kubefox_platform_settings "
+            "sets security=False",
+            pytrace=False,
+        )
+    ca_file = kubefox_platform.security.ca_file
+    async with HttpClient.trusting(ca_file, base_url=url, timeout=30.0) as client:
         yield client
 
 

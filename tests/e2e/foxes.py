@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ def running_fox(state_dir: Path, cwd: Path) -> Iterator[dict[str, Any]]:
             os.kill(int(info["pid"]), signal.SIGKILL)
 
 
-def inventory(api: str) -> dict[str, dict[str, str]]:
+def inventory(api: str, ca_file: Path | None = None) -> dict[str, dict[str, str]]:
     """Every resource's uid and generation, by kind and name: equal inventories, equal state.
 
     The generation moves with every change a user makes (spec, data, details);
@@ -67,7 +68,8 @@ def inventory(api: str) -> dict[str, dict[str, str]]:
     happens in the background and is not a change the user made.
     """
     found: dict[str, dict[str, str]] = {}
-    with httpx.Client(base_url=api) as client:
+    verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    with httpx.Client(base_url=api, verify=verify) as client:
         for kind in KINDS:
             items = client.get(f"/api/v1/resources/{kind}").json()["items"]
             found[kind] = {

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kubefox.cli.client import find_ca_file
 from kubefox.cli.main import app
 from tests.e2e.foxes import inventory, running_fox
 from tests.e2e.gitapps import commit_all, git
@@ -64,11 +65,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture
 def unchanged(world: World) -> Iterator[None]:
     """The store and the repository are the same after the test as before it."""
-    before = inventory(world.api)
+    ca_file = find_ca_file(world.state_dir)  # the API speaks HTTPS with security on
+    before = inventory(world.api, ca_file)
     head = git(world.repo, "rev-parse", "HEAD")
     tags = git(world.repo, "tag")
     yield
-    assert inventory(world.api) == before
+    assert inventory(world.api, ca_file) == before
     assert git(world.repo, "rev-parse", "HEAD") == head
     assert git(world.repo, "tag") == tags
 

@@ -125,7 +125,12 @@ async def second_node(platform: EmbeddedPlatform, workdir: Path) -> AsyncIterato
     here joins the same NATS queue group, which is all a replica is.
     """
     scheduler = LocalScheduler(
-        artifacts=platform.artifacts, work_dir=workdir, backoff_initial=0.2, stop_grace=2.0
+        artifacts=platform.artifacts,
+        work_dir=workdir,
+        backoff_initial=0.2,
+        stop_grace=2.0,
+        # each replica gets its own NATS credential, as the platform's own instances do
+        credentials=platform.security.components,
     )
     supervising = asyncio.create_task(scheduler.run(), name="second-node")
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +19,15 @@ class ApiSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the API server binds to.")
     port: int = Field(
         default=0, ge=0, le=65535, description="Port the API server binds to; 0 picks a free one."
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain the API presents: it then serves HTTPS only. "
+        "Unset: plain HTTP, unless the embedded platform runs with security on (its CA "
+        "issues the certificate). Reloaded when the file changes.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of tls_cert_file (both or neither)."
     )
     max_artifact_size: int = Field(
         default=64 * 1024 * 1024,
@@ -51,3 +63,9 @@ class ApiSettings(BaseSettings):
         gt=0,
         description="Seconds in-flight requests (and open watches) get once stopping has begun.",
     )
+
+    @model_validator(mode="after")
+    def _certificate_and_key(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self

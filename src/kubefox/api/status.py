@@ -62,7 +62,7 @@ class InstanceSource(Protocol):
 #: Says where each part of the platform listens: ``{"nats": url, "http": url, ...}``.
 Endpoints = Callable[[], Mapping[str, Any]]
 
-_PART_KEYS = ("nats", "http", "api")
+_PART_KEYS = ("nats", "http", "https", "api")
 
 
 def _iso(value: datetime | None) -> str | None:

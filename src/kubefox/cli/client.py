@@ -5,11 +5,19 @@ through this client only. An error answer (a problem document) comes back as
 the same ``KubeFoxError`` class the server raised, with its causes; a
 platform that does not answer becomes an ``UnavailableError`` that says to
 run ``fox up``.
+
+With security on the API speaks HTTPS with a certificate from the platform's
+own CA, which no system trust store knows. The client trusts, in this order:
+the CA given with ``fox --ca-file`` (or ``KUBEFOX_CA_FILE``), then the CA a
+platform running in the state directory names in ``endpoints.json`` (only
+when talking to that platform), else the system's trust store. A certificate
+it cannot verify is an ``UnavailableError`` saying which CA to give.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -17,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kubefox.core.errors import KubeFoxError, UnavailableError
+from kubefox.core.errors import InvalidError, KubeFoxError, UnavailableError
 
 #: The file a running platform writes in its state directory (see ``kubefox.platform``).
 ENDPOINTS_FILE = "endpoints.json"
@@ -25,7 +33,27 @@ ENDPOINTS_FILE = "endpoints.json"
 #: Prefix of every versioned endpoint (``kubefox.api.PREFIX``; not imported: the API is heavy).
 PREFIX = "/api/v1"
 
+#: The variable ``fox --ca-file`` reads: the CA bundle a remote platform's API is verified with.
+CA_FILE_ENV = "KUBEFOX_CA_FILE"
+
 _NOT_RUNNING = "the platform is not running{where}; start it with `fox up`"
+
+#: The CA given on the command line (``fox --ca-file``); wins over the state directory's.
+_ca_file_option: Path | None = None
+
+
+def use_ca_file(ca_file: Path | None) -> None:
+    """Trust ``ca_file`` (``fox --ca-file``) for every API call of this command."""
+    global _ca_file_option  # noqa: PLW0603 - one command per process: the option, set once
+    _ca_file_option = ca_file
+
+
+def _endpoints(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        endpoints = json.loads((state_dir / ENDPOINTS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return endpoints if isinstance(endpoints, dict) else None
 
 
 def find_api_url(state_dir: Path) -> str:
@@ -34,20 +62,66 @@ def find_api_url(state_dir: Path) -> str:
     Raises:
         UnavailableError: no platform runs there (no ``endpoints.json``).
     """
-    try:
-        endpoints = json.loads((state_dir / ENDPOINTS_FILE).read_text())
-    except (OSError, ValueError):
+    endpoints = _endpoints(state_dir)
+    if endpoints is None:
         raise UnavailableError(
             message=_NOT_RUNNING.format(where=f" (nothing in {state_dir})"),
             state_dir=str(state_dir),
-        ) from None
-    url = endpoints.get("api") if isinstance(endpoints, dict) else None
+        )
+    url = endpoints.get("api")
     if not isinstance(url, str) or not url:
         raise UnavailableError(
             message=_NOT_RUNNING.format(where=f" (its API is not up in {state_dir})"),
             state_dir=str(state_dir),
         )
     return url
+
+
+def find_ca_file(state_dir: Path) -> Path | None:
+    """The CA bundle a platform running in ``state_dir`` serves its certificates from, if any."""
+    ca_file = (_endpoints(state_dir) or {}).get("caFile")
+    return Path(ca_file) if isinstance(ca_file, str) and ca_file else None
+
+
+def trusted_ca_file(*, api: str | None, state_dir: Path) -> Path | None:
+    """The CA to verify the API with: ``--ca-file``, else the state directory's platform's.
+
+    The state directory's CA is used only for that platform's API (``api``
+    unset or the URL it wrote down): another platform's certificate is checked
+    against the system's trust store, as any HTTPS server's.
+    """
+    if _ca_file_option is not None:
+        return _ca_file_option
+    local = _endpoints(state_dir) or {}
+    if api is not None and api.rstrip("/") != str(local.get("api", "")).rstrip("/"):
+        return None
+    return find_ca_file(state_dir)
+
+
+def verifying(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """What httpx verifies servers with: only ``ca_file``'s CAs, else the default trust store.
+
+    Raises:
+        InvalidError: ``ca_file`` cannot be read as PEM certificates.
+    """
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidError(
+            f"cannot read the CA file {ca_file}: {exc}", ca_file=str(ca_file)
+        ) from exc
+
+
+def _untrusted(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure ``exc`` was raised from, if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def path(*parts: str) -> str:
@@ -58,14 +132,21 @@ def path(*parts: str) -> str:
 class ApiClient:
     """Synchronous calls to the platform API (``fox`` commands are synchronous)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, ca_file: Path | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        #: The CA bundle HTTPS answers are verified with; ``None``: the system's trust store.
+        self.ca_file = ca_file
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, verify=verifying(ca_file)
+        )
 
     @classmethod
     def connect(cls, *, api: str | None, state_dir: Path, timeout: float = 30.0) -> Self:
-        """A client for ``api``, or for the platform running in ``state_dir``."""
-        return cls(api or find_api_url(state_dir), timeout=timeout)
+        """A client for ``api``, or for the platform running in ``state_dir``, trusting its CA."""
+        url = api or find_api_url(state_dir)
+        return cls(url, timeout=timeout, ca_file=trusted_ca_file(api=api, state_dir=state_dir))
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -109,14 +190,35 @@ class ApiClient:
                 "see `fox status`",
             ) from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(
-                message=f"cannot reach the platform API at {self.base_url}: is the platform "
-                "running? start it with `fox up`",
-                url=self.base_url,
-            ) from exc
+            raise self._unreachable(exc) from exc
         if response.status_code >= 400 and response.status_code not in ok:
             raise self._error(response)
         return response
+
+    def _unreachable(self, exc: httpx.TransportError) -> UnavailableError:
+        untrusted = _untrusted(exc)
+        if untrusted is not None:
+            trusted = f"the CA in {self.ca_file}" if self.ca_file else "the system's trust store"
+            return UnavailableError(
+                message=f"the platform API at {self.base_url} presented a certificate that "
+                f"{trusted} does not vouch for ({untrusted.verify_message}): give fox the "
+                f"platform's CA with `fox --ca-file PATH` or {CA_FILE_ENV}=PATH (`fox up` "
+                "prints where a local platform keeps it)",
+                url=self.base_url,
+            )
+        if self.base_url.startswith("http://") and isinstance(
+            exc, httpx.RemoteProtocolError | httpx.ReadError
+        ):
+            return UnavailableError(
+                message=f"the platform API at {self.base_url} closed the connection without "
+                "an answer: it may speak HTTPS only; try https://",
+                url=self.base_url,
+            )
+        return UnavailableError(
+            message=f"cannot reach the platform API at {self.base_url}: is the platform "
+            "running? start it with `fox up`",
+            url=self.base_url,
+        )
 
     def get(self, url: str, **kwargs: Any) -> Any:
         """``GET`` and decode the JSON answer."""

@@ -8,11 +8,14 @@ and the API's); every other command talks to the platform through its API
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from kubefox import __version__
 from kubefox.cli import (
+    client,
     init,
     platform,
     publish,
@@ -31,6 +34,25 @@ app = typer.Typer(
     epilog="Exit codes: 0 done, 1 refused or failed, 2 usage, 3 platform not running, "
     "4 not found, 5 conflict, 6 timed out.",
 )
+
+
+@app.callback()
+def _options(
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar=client.CA_FILE_ENV,
+            help="CA bundle (PEM) to verify the platform API's HTTPS certificate with; a "
+            "platform running in the state directory is trusted without it.",
+            show_default=False,
+            dir_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
+) -> None:
+    client.use_ca_file(ca_file)
+
 
 app.command(rich_help_panel="Platform")(platform.up)
 app.command(rich_help_panel="Platform")(platform.down)

@@ -129,7 +129,7 @@ def quickstart(
         stderr.print("starting the platform in the background (fox up)")
         daemon.start_background(state_dir, demo=None, timeout=120.0)
         api_url = find_api_url(state_dir)
-    with ApiClient(api_url, timeout=60) as client:
+    with ApiClient.connect(api=api_url, state_dir=state_dir, timeout=60) as client:
         status = client.get(path("status"))
         http_url = next(p["url"] for p in status["parts"] if p["name"] == "http")
         _Tour(client, http_url, directory.resolve()).run()

@@ -94,6 +94,19 @@ def broker(platform: str, app: str, name: str, hash: str, instance: str) -> str:
     )
 
 
+def component_inbox(platform: str, app: str, name: str, hash: str, instance: str) -> str:
+    """``_INBOX.<platform>.cmp.<app>.<component>.<hash>.<instance>``: one instance's inbox prefix.
+
+    The instance connects with it as nats-py's ``inbox_prefix``, so its NATS
+    credential may allow replies to that prefix only (``kubefox.security.nats_auth``).
+
+    Raises:
+        InvalidError: if a part is empty or could alter the subject.
+    """
+    tokens = broker(platform, app, name, hash, instance).split(".")
+    return ".".join(("_INBOX", platform, _COMPONENT, *tokens[3:]))
+
+
 def broker_wildcard(platform: str) -> str:
     """``kf.<platform>.brk.>``: every instance's outbox, consumed by the brokers.
 

@@ -14,6 +14,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from kubefox.core.codec import DEFAULT_MAX_EVENT_SIZE
@@ -62,6 +63,10 @@ class KitSettings:
         log_format: ``json`` or ``console``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         instances_bucket: JetStream KV bucket holding instance registrations.
+        nats_ca_file: CA bundle that verifies the NATS server's TLS certificate
+            (``KUBEFOX_KIT_NATS_CA_FILE``); unset: no TLS.
+        nats_creds_file: This instance's NATS user credential, a ``.creds`` file
+            the operator writes (``KUBEFOX_KIT_NATS_CREDS_FILE``); unset: none.
         telemetry: Sampling and where spans, logs and metrics go, from the
             ``KUBEFOX_KIT_TELEMETRY_*`` variables; off when none is set.
 
@@ -84,6 +89,8 @@ class KitSettings:
     log_format: str = "console"
     log_level: str = "info"
     instances_bucket: str = "kubefox-instances"
+    nats_ca_file: Path | None = None
+    nats_creds_file: Path | None = None
     telemetry: TelemetrySettings = _TELEMETRY_OFF
 
     def __post_init__(self) -> None:
@@ -140,6 +147,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "heartbeat_interval": float,
     "platform_grace": float,
     "shutdown_grace": float,
+    "nats_ca_file": Path,
+    "nats_creds_file": Path,
 }
 _EXPECTED = {
     "max_event_size": "an integer",

@@ -19,6 +19,15 @@ its own process group (a new session), and signals go to the whole group, so
 nothing it forked outlives it; :meth:`LocalScheduler.aclose` stops them all,
 and if supervision is cancelled instead, each supervisor kills its group on
 the way out. POSIX only (``killpg``), like the rest of the local mode.
+
+With :class:`InstanceCredentials` (the embedded platform's security), every
+process gets its own NATS user credential, issued just before it starts into
+``<work_dir>/instances/<instance id>/`` (a ``0700`` directory, the file
+``0600``) and named by ``KUBEFOX_KIT_NATS_CREDS_FILE``; it is revoked, and the
+directory removed, as soon as the process has exited. A credential expires
+(``credential_ttl``), so a process still running at ``renew_fraction`` of its
+credential's lifetime is restarted gracefully (SIGTERM, the Kit drains and
+deregisters) with a fresh one; such a restart is not counted as a crash.
 """
 
 from __future__ import annotations
@@ -39,11 +48,11 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import structlog
 
-from kubefox.core.errors import InvalidError, UnavailableError
+from kubefox.core.errors import InvalidError, KubeFoxError, UnavailableError
 from kubefox.operator.backoff import Backoff
 from kubefox.operator.scheduler import InstanceSpec, InstanceState, InstanceStatus
 from kubefox.operator.settings import OperatorSettings
@@ -58,6 +67,8 @@ ENTRY_POINT = "main.py"
 INSTANCE_ID_VAR = "KUBEFOX_KIT_INSTANCE_ID"
 #: Size beyond which an instance set's log is rotated when its next process starts.
 MAX_LOG_BYTES = 16 * 1024 * 1024
+#: Share of a credential's lifetime after which its process is restarted with a new one.
+RENEW_FRACTION = 2 / 3
 
 # What a child may inherit from the operator's environment: enough for Python
 # and common libraries to work, nothing that configures the platform.
@@ -81,6 +92,31 @@ _ID_LENGTH = 10
 def new_instance_id() -> str:
     """A random instance id: 10 characters of ``[a-z0-9]``, as the Kit generates."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceCredential:
+    """What one process was given: variables to add to its environment, and their expiry."""
+
+    env: Mapping[str, str] = dataclasses.field(repr=False)
+    expires_at: datetime | None = None
+
+
+class InstanceCredentials(Protocol):
+    """Issues a credential per component process and revokes it when the process is gone."""
+
+    async def issue(
+        self, spec: InstanceSpec, instance_id: str, directory: Path
+    ) -> InstanceCredential:
+        """A credential for process ``instance_id`` of ``spec``, its files in ``directory``.
+
+        ``directory`` exists, is private (``0700``) and is removed after :meth:`revoke`.
+        """
+        ...
+
+    async def revoke(self, instance_id: str) -> None:
+        """Revoke what :meth:`issue` gave ``instance_id``; idempotent."""
+        ...
 
 
 def inherited_environment() -> dict[str, str]:
@@ -112,6 +148,7 @@ class _Instance:
     last_exit_code: int | None = None
     supervised: bool = False
     killing: bool = False
+    renewing: bool = False
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -162,10 +199,17 @@ class LocalScheduler:
         stop_grace: float = 10.0,
         python: str = sys.executable,
         base_env: Mapping[str, str] | None = None,
+        credentials: InstanceCredentials | None = None,
+        renew_fraction: float = RENEW_FRACTION,
     ) -> None:
+        if not 0 < renew_fraction < 1:
+            raise ValueError("renew_fraction must be between 0 and 1")
         self._artifacts = artifacts
         self._components_dir = Path(work_dir) / "components"
         self._logs_dir = Path(work_dir) / "logs"
+        self._credentials_dir = Path(work_dir) / "instances"
+        self._credentials = credentials
+        self._renew_fraction = renew_fraction
         self._new_backoff = functools.partial(
             Backoff, initial=backoff_initial, maximum=backoff_max, reset_after=backoff_reset
         )
@@ -184,7 +228,13 @@ class LocalScheduler:
         self._closed = asyncio.Event()
 
     @classmethod
-    def from_settings(cls, settings: OperatorSettings, artifacts: ArtifactStore) -> LocalScheduler:
+    def from_settings(
+        cls,
+        settings: OperatorSettings,
+        artifacts: ArtifactStore,
+        *,
+        credentials: InstanceCredentials | None = None,
+    ) -> LocalScheduler:
         """A scheduler with the work directory, backoff and grace of ``settings``."""
         return cls(
             artifacts=artifacts,
@@ -193,6 +243,7 @@ class LocalScheduler:
             backoff_max=settings.restart_backoff_max,
             backoff_reset=settings.restart_backoff_reset,
             stop_grace=settings.stop_grace,
+            credentials=credentials,
         )
 
     # -- the port ------------------------------------------------------------------------
@@ -290,6 +341,9 @@ class LocalScheduler:
                 code = await self._run_process(instance)
                 if instance.stopping.is_set():
                     break
+                if instance.renewing:  # restarted for a fresh credential: not a crash
+                    instance.renewing = False
+                    continue
                 ran_for = time.monotonic() - started
                 delay = instance.backoff.next_delay(ran_for)
                 instance.last_exit_code = code
@@ -332,6 +386,26 @@ class LocalScheduler:
         }
         instance.log_path.parent.mkdir(parents=True, exist_ok=True)
         _rotate_log(instance.log_path)
+        try:
+            credential = await self._issue(instance, instance_id)
+        except _CredentialFailedError:
+            return None
+        try:
+            if credential is not None:
+                env.update(credential.env)
+            return await self._spawn_and_wait(instance, instance_id, env, credential)
+        finally:
+            if credential is not None:
+                await self._revoke(instance_id)
+
+    async def _spawn_and_wait(
+        self,
+        instance: _Instance,
+        instance_id: str,
+        env: dict[str, str],
+        credential: InstanceCredential | None,
+    ) -> int | None:
+        spec = instance.spec
         with _open_log(instance.log_path) as output:
             output.write(f"--- {_now()} kubefox: starting instance {instance_id}\n".encode())
             output.flush()
@@ -356,7 +430,7 @@ class LocalScheduler:
         log.info("instance.started", key=spec.key, pid=process.pid, instance=instance_id)
         if instance.stopping.is_set():  # asked to stop while it was being spawned
             instance.signal(signal.SIGKILL if instance.killing else signal.SIGTERM)
-        code = await process.wait()
+        code = await self._wait(instance, process, credential)
         # Whatever the leader forked goes with it.
         instance.signal(signal.SIGKILL)
         with _open_log(instance.log_path) as output:
@@ -366,6 +440,58 @@ class LocalScheduler:
             )
         log.info("instance.exited", key=spec.key, pid=process.pid, exit_code=code)
         return code
+
+    async def _wait(
+        self,
+        instance: _Instance,
+        process: asyncio.subprocess.Process,
+        credential: InstanceCredential | None,
+    ) -> int:
+        """The process's exit code; restarts it gracefully before its credential expires."""
+        if credential is None or credential.expires_at is None:
+            return await process.wait()
+        lifetime = (credential.expires_at - datetime.now(UTC)).total_seconds()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, lifetime * self._renew_fraction)):
+                return await process.wait()
+        log.info(
+            "instance.credential_renewal",
+            key=instance.spec.key,
+            instance=instance.instance_id,
+            expires_at=credential.expires_at.isoformat(),
+        )
+        instance.renewing = True
+        instance.signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._stop_grace):
+                return await process.wait()
+        instance.signal(signal.SIGKILL)
+        return await process.wait()
+
+    async def _issue(self, instance: _Instance, instance_id: str) -> InstanceCredential | None:
+        """The credential of a new process (``None``: credentials are off); logged if it fails."""
+        if self._credentials is None:
+            return None
+        directory = self._credentials_dir / instance_id
+        try:
+            await asyncio.to_thread(_private_dir, directory)
+            return await self._credentials.issue(instance.spec, instance_id, directory)
+        except (KubeFoxError, OSError) as exc:
+            log.warning("instance.credential_failed", key=instance.spec.key, error=str(exc))
+            with _open_log(instance.log_path) as output:
+                output.write(f"--- {_now()} kubefox: no credential: {exc}\n".encode())
+            await asyncio.to_thread(_remove_dir, directory)
+            raise _CredentialFailedError from exc
+
+    async def _revoke(self, instance_id: str) -> None:
+        """Revoke the credential of a process that has exited and remove its files."""
+        if self._credentials is None:
+            return
+        try:
+            await self._credentials.revoke(instance_id)
+        except Exception as exc:  # noqa: BLE001 - a revocation failure must not stop supervision
+            log.warning("instance.revocation_failed", instance=instance_id, error=str(exc))
+        await asyncio.to_thread(_remove_dir, self._credentials_dir / instance_id)
 
     async def _remove(self, key: str) -> None:
         instance = self._instances.get(key)
@@ -437,6 +563,20 @@ class LocalScheduler:
     def _notify(self) -> None:
         for listener in self._listeners:
             listener()
+
+
+class _CredentialFailedError(Exception):
+    """No credential could be issued; the start counts as failed (already logged)."""
+
+
+def _remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _private_dir(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _rotate_log(path: Path) -> None:

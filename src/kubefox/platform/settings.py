@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubefox.security.settings import SecretsSettings
+
 
 class PlatformSettings(BaseSettings):
     """Everything ``fox up`` can be told; nothing else reads the environment."""
@@ -32,6 +34,12 @@ class PlatformSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address httpsrv binds to.")
     http_port: int = Field(
         default=0, ge=0, le=65535, description="Port httpsrv binds to; 0 picks a free one."
+    )
+    https_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port httpsrv serves HTTPS on (security on); 0 picks a free one.",
     )
     brokers: int = Field(
         default=1, ge=1, le=16, description="Brokers to run; they share the load as a queue group."
@@ -64,6 +72,31 @@ class PlatformSettings(BaseSettings):
         default="info",
         pattern="^(debug|info|warning|error)$",
         description="Lowest log level written.",
+    )
+    security: bool = Field(
+        default=True,
+        description="Run nats-server with TLS (a certificate from the platform's CA) and in "
+        "operator mode (a credential per platform role and per component instance). Off "
+        "only for comparison benchmarks and debugging: anything that reaches NATS may then "
+        "publish anywhere.",
+    )
+    secrets: SecretsSettings | None = Field(
+        default=None,
+        description="Secrets backend and certificate authority (KUBEFOX_PLATFORM_SECRETS__URL, "
+        "__TOKEN, ...): embedded:///<dir> or openbao://host:port; unset: embedded in "
+        "<state_dir>/security. Opened also with security off.",
+    )
+    tenant: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Tenant owning this platform: its NATS account holds every app, component "
+        "and platform role; other tenants' accounts cannot see it.",
+    )
+    credential_ttl: float = Field(
+        default=24 * 3600.0,
+        ge=10.0,
+        description="Seconds a component instance's NATS credential is valid; the operator "
+        "restarts the instance with a fresh one after two thirds of it.",
     )
     telemetry: bool = Field(
         default=True,

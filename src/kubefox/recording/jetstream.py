@@ -29,6 +29,7 @@ from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 
 from kubefox.core.errors import ConflictError, InvalidError, UnavailableError
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.recording.records import (
     Exchange,
     Recording,
@@ -39,6 +40,7 @@ from kubefox.recording.records import (
     encode,
 )
 from kubefox.recording.store import MAX_READ, not_found
+from kubefox.store.nats_client import connect_client
 
 log = structlog.get_logger(__name__)
 
@@ -104,26 +106,21 @@ class JetStreamRecordings:
         return cls(client, kv, platform=platform)
 
     @classmethod
-    async def connect(cls, url: str, *, platform: str, timeout: float = 5.0) -> Self:  # noqa: ASYNC109 - a connect deadline
-        """Connect to ``url`` and open the bucket and the stream.
+    async def connect(
+        cls,
+        url: str | NatsConnectOptions,
+        *,
+        platform: str,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a connect deadline
+    ) -> Self:
+        """Connect to ``url`` (or as the options say) and open the bucket and the stream.
 
         Raises:
             UnavailableError: NATS cannot be reached.
         """
-        client = Client()
-        try:
-            async with asyncio.timeout(timeout):
-                await client.connect(
-                    servers=[u.strip() for u in url.split(",") if u.strip()],
-                    name="kubefox-recordings",
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,  # type: ignore[arg-type]
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await client.close()
-            raise UnavailableError("cannot reach nats", url=url) from exc
+        client = await connect_client(
+            url, name="kubefox-recordings", connect_timeout=timeout, log_prefix="recordings"
+        )
         try:
             store = await cls.open(client, platform=platform)
         except BaseException:

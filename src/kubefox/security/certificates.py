@@ -169,7 +169,7 @@ class CertificateRotator:
     async def ensure(self) -> CertificateFiles:
         """Make sure valid files exist: keep a certificate not yet due for renewal, else issue."""
         found = read_certificate(self.files)
-        if found is not None and found.not_after > self._clock():
+        if found is not None and found.not_after > self._clock() and self._names_match(found):
             self._valid_from, self._not_after = found.not_before, found.not_after
             renew_at = self.renew_at
             if renew_at is not None and renew_at > self._clock():
@@ -220,6 +220,14 @@ class CertificateRotator:
     def stop(self) -> None:
         """End :meth:`run`; idempotent and safe to call from a signal handler."""
         self._stopped.set()
+
+    def _names_match(self, found: pki.CertificateInfo) -> bool:
+        """Whether ``found`` names everything :attr:`spec` asks for (else it is reissued)."""
+        return (
+            found.common_name == self.spec.common_name
+            and set(self.spec.dns_names) <= set(found.dns_names)
+            and set(self.spec.ip_addresses) <= set(found.ip_addresses)
+        )
 
     async def _renew(self) -> None:
         issued_at = self._clock()

@@ -19,6 +19,8 @@ broker
 httpsrv
     sub  ``_INBOX.<p>.httpsrv.<id>.>``
     pub  ``kf.<p>.cmp.>`` + reading the resources and instances buckets
+         + recording: reading the recordings bucket, writing its ``<p>.*`` keys,
+         appending to ``kf.<p>.rec.>`` (the recordings stream)
 
 "Reading a bucket" is ``$JS.API.STREAM.INFO``, ``STREAM.MSG.GET``,
 ``DIRECT.GET``, ``CONSUMER.CREATE/INFO/DELETE`` on ``KV_<b>`` and flow
@@ -57,11 +59,15 @@ from kubefox.security.protocol import SecretsBackend, check_path
 
 #: Subject the system account's users update account JWTs on.
 CLAIMS_UPDATE = "$SYS.REQ.CLAIMS.UPDATE"
+#: Revocation key meaning "every user of the account" (nats-server's ``jwt.All``).
+ALL_USERS = "*"
 #: The account of the platform's own state (resources, artifacts).
 PLATFORM_ACCOUNT = "kubefox"
 SYSTEM_ACCOUNT = "SYS"
 DEFAULT_INSTANCES_BUCKET = "kubefox-instances"
 DEFAULT_RESOURCES_BUCKET = "kubefox-resources"
+#: The recordings KV bucket and stream (``kubefox.recording.jetstream``).
+DEFAULT_RECORDINGS = "kubefox-recordings"
 #: Lifetime of a component instance's credential; the operator re-issues before it ends.
 INSTANCE_CREDENTIAL_TTL = timedelta(hours=1)
 
@@ -74,9 +80,8 @@ _CAS_RETRIES = 5
 
 def component_inbox(platform: str, app: str, name: str, hash: str, instance: str) -> str:
     """The inbox prefix a component instance connects with (``inbox_prefix=``)."""
-    # subjects.broker validates every token, so no name can widen the prefix
-    tokens = subjects.broker(platform, app, name, hash, instance).split(".")
-    return ".".join(("_INBOX", platform, "cmp", *tokens[3:]))
+    # built in core.subjects, so the Kit (which must not import this layer) agrees
+    return subjects.component_inbox(platform, app, name, hash, instance)
 
 
 def role_inbox(platform: str, role: str, identity: str) -> str:
@@ -157,14 +162,29 @@ def httpsrv_permissions(
     *,
     resources_bucket: str = DEFAULT_RESOURCES_BUCKET,
     instances_bucket: str = DEFAULT_INSTANCES_BUCKET,
+    recordings: str | None = DEFAULT_RECORDINGS,
 ) -> Permissions:
-    """What httpsrv may do: send genesis events to any component and hear the replies."""
+    """What httpsrv may do: send genesis events to any component and hear the replies.
+
+    With ``recordings`` (the bucket and stream of that name) it may also follow
+    the recordings, mark those it records and append exchanges to them.
+    """
+    recording: tuple[str, ...] = ()
+    if recordings is not None:
+        name = _bucket(recordings)
+        recording = (
+            *kv_read(name),
+            f"$KV.{name}.{platform}.>",
+            f"$JS.API.STREAM.INFO.{name}",
+            f"{subjects.PREFIX}.{platform}.rec.>",
+        )
     return Permissions(
         subscribe_allow=(f"{role_inbox(platform, 'httpsrv', identity)}.>",),
         publish_allow=(
             f"{subjects.PREFIX}.{platform}.cmp.>",
             *kv_read(resources_bucket),
             *kv_read(instances_bucket),
+            *recording,
         ),
     )
 
@@ -326,6 +346,27 @@ class NatsAuthority:
             account=credential.account,
         )
 
+    async def revoke_all(self, account: str, *, issued_before: datetime) -> str:
+        """Revoke every user of ``account`` issued at or before ``issued_before``.
+
+        One entry (the ``*`` key) covers all of them, so a platform can cut off
+        every credential of its previous run at start. Returns the account JWT
+        to push.
+        """
+        for _ in range(_CAS_RETRIES):
+            _, stored = await self._account(account, with_version=True)
+            document = dict(stored)
+            version = document.pop("_version")
+            revocations = dict(document["revocations"])
+            revocations[ALL_USERS] = {"at": int(issued_before.timestamp()), "expires": None}
+            document["revocations"] = revocations
+            try:
+                await self._secrets.put(_account_path(account), document, cas=version)
+            except ConflictError:
+                continue
+            return await self.account_jwt(account)
+        raise ConflictError(f"account {account!r} kept changing while revoking", account=account)
+
     async def push(
         self, client: ClaimsClient, account: str, *, request_timeout: float = 5.0
     ) -> None:
@@ -402,3 +443,16 @@ def app_account(tenant: str, app: str) -> str:
     for part in (tenant, app):
         subjects.broker("p", part, "x", "x", "x")  # same token rules as subjects
     return f"{tenant}.{app}"
+
+
+def tenant_account(tenant: str) -> str:
+    """The account of a tenant: every app, component and platform role of that tenant.
+
+    One account per tenant rather than per app: httpsrv and the brokers deliver
+    events to every app's components and take their replies, which across
+    accounts would need a service import per app and per reply inbox.
+    Components of one tenant are still kept apart by their user permissions;
+    tenants cannot see each other at all (separate accounts).
+    """
+    subjects.broker("p", tenant, "x", "x", "x")  # same token rules as subjects
+    return tenant

@@ -58,7 +58,7 @@ def bind(host: str, port: int, *, backlog: int = 128) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
-    """``http://host:port`` of a bound socket (IPv6 hosts in brackets)."""
+def url_of(sock: socket.socket, *, scheme: str = "http") -> str:
+    """``http://host:port`` (or another ``scheme``) of a bound socket (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

@@ -34,6 +34,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from kubefox.core.errors import DeadlineExceededError, InvalidError, UnavailableError
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.store.instance_records import InstanceRecord, parse_record
 from kubefox.store.nats_client import connect_client
 
@@ -73,7 +74,7 @@ class InstanceRegistry:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        url: str | NatsConnectOptions,
         *,
         bucket: str,
         platform: str,

@@ -51,6 +51,7 @@ from kubefox.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.store.nats_client import connect_client
 from kubefox.store.protocol import (
     ResourceKey,
@@ -111,7 +112,7 @@ class JetStreamStore:
     @classmethod
     async def connect(
         cls,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | NatsConnectOptions = "nats://127.0.0.1:4222",
         *,
         bucket: str = DEFAULT_BUCKET,
         history: int = 1,

@@ -32,6 +32,7 @@ from kubefox.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.store.artifacts import check_name
 from kubefox.store.nats_client import connect_client
 
@@ -63,7 +64,7 @@ class JetStreamArtifactStore:
     @classmethod
     async def connect(
         cls,
-        url: str = "nats://127.0.0.1:4222",
+        url: str | NatsConnectOptions = "nats://127.0.0.1:4222",
         *,
         bucket: str = DEFAULT_ARTIFACT_BUCKET,
         connect_timeout: float = 2.0,

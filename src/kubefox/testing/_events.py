@@ -59,7 +59,7 @@ class EventSender:
         Raises:
             UnavailableError: NATS cannot be reached.
         """
-        return cls(platform, await connect(platform.nats.url, name="kubefox-pytest"))
+        return cls(platform, await connect(await platform.nats_options(name="kubefox-pytest")))
 
     async def aclose(self) -> None:
         """Close the NATS connection; idempotent."""

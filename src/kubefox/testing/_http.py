@@ -4,11 +4,17 @@
 request runs in (both or neither). Tests name them on almost every request, so
 :meth:`HttpClient.with_context` returns a view of the client that adds both
 headers to each request it sends; headers given to a request still win.
+
+httpsrv also listens for HTTPS when the platform's security is on, with a
+certificate from the platform's own CA: :meth:`HttpClient.trusting` makes a
+client that verifies it against that CA (and nothing else).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import ssl
+from pathlib import Path
+from typing import Any, Self
 
 import httpx
 
@@ -25,6 +31,16 @@ class HttpClient(httpx.AsyncClient):
     Use it as any httpx client (``await client.get("/qa/hello", params=...)``)
     or through :meth:`with_context`.
     """
+
+    @classmethod
+    def trusting(cls, ca_file: Path | str, **kwargs: Any) -> Self:
+        """A client that verifies HTTPS servers against the CAs in ``ca_file`` only.
+
+        Args:
+            ca_file: PEM bundle, e.g. the platform's (``platform.security.ca_file``).
+            kwargs: further ``httpx.AsyncClient`` arguments (``base_url``, ``timeout``...).
+        """
+        return cls(verify=ssl.create_default_context(cafile=str(ca_file)), **kwargs)
 
     def with_context(
         self, deployment: str | PublishResult, virtual_environment: str

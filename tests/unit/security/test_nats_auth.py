@@ -69,12 +69,22 @@ def test_brokers_take_every_outbox_and_deliver_to_any_component() -> None:
 
 def test_httpsrv_publishes_genesis_events_and_hears_only_its_inbox() -> None:
     """No broker subjects, no writes, no responding on behalf of anyone."""
-    permissions = httpsrv_permissions("demo", "h1")
+    permissions = httpsrv_permissions("demo", "h1", recordings=None)
 
     assert permissions.subscribe_allow == ("_INBOX.demo.httpsrv.h1.>",)
     assert permissions.publish_allow[0] == "kf.demo.cmp.>"
     assert not any("brk" in s or s.startswith("$KV.") for s in permissions.publish_allow)
     assert permissions.responses is None
+
+
+def test_httpsrv_writes_only_its_platforms_recordings() -> None:
+    """Recording adds the recordings stream and its platform's keys of the bucket, nothing else."""
+    permissions = httpsrv_permissions("demo", "h1")
+
+    writes = [s for s in permissions.publish_allow if s.startswith("$KV.")]
+    assert writes == ["$KV.kubefox-recordings.demo.>"]
+    assert "kf.demo.rec.>" in permissions.publish_allow
+    assert not any("brk" in s for s in permissions.publish_allow)
 
 
 def test_inboxes_of_components_and_roles_never_overlap() -> None:

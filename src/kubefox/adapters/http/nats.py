@@ -23,6 +23,8 @@ from kubefox.core.errors import (
     DeadlineExceededError,
     UnavailableError,
 )
+from kubefox.core.nats_options import NatsConnectOptions
+from kubefox.store.nats_client import as_options, report_refusal
 
 #: The nats-py client type, for modules that may not import ``nats`` themselves.
 NatsClient = Client
@@ -34,21 +36,25 @@ _CONNECT_TIMEOUT = 2
 log = structlog.get_logger(__name__)
 
 
-async def connect(url: str, *, name: str, timeout: float = 5.0) -> Client:  # noqa: ASYNC109 - a connect deadline, not an API-wide timeout
+async def connect(
+    url: str | NatsConnectOptions,
+    *,
+    name: str = "kubefox-httpsrv",
+    timeout: float = 5.0,  # noqa: ASYNC109 - a connect deadline, not an API-wide timeout
+) -> Client:
     """A client connected to ``url`` (comma-separated for several) that reconnects forever.
 
     Raises:
         UnavailableError: no server answered within ``timeout`` seconds.
     """
     client = Client()
-    servers = [part.strip() for part in url.split(",") if part.strip()]
+    options = as_options(url, name=name)
     try:
         # nats-py retries a failed first connect like a reconnect, which is
         # forever here, so the deadline has to come from outside.
         async with asyncio.timeout(timeout):
             await client.connect(
-                servers=servers,
-                name=name,
+                **options.nats_py_kwargs(),
                 connect_timeout=_CONNECT_TIMEOUT,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -58,7 +64,9 @@ async def connect(url: str, *, name: str, timeout: float = 5.0) -> Client:  # no
             )
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         await client.close()
-        raise UnavailableError(f"cannot reach NATS at {url} within {timeout:g}s") from exc
+        raise UnavailableError(
+            f"cannot reach NATS at {options.url} within {timeout:g}s: {type(exc).__name__}: {exc}"
+        ) from exc
     return client
 
 
@@ -111,6 +119,8 @@ class NatsRequester:
 
 
 async def _on_error(exc: Exception) -> None:
+    if report_refusal("httpsrv", exc):
+        return
     # Without a callback nats-py prints each failed reconnect with a traceback;
     # a refused or dropped connection is expected while the server restarts.
     if not isinstance(exc, OSError | nats.errors.StaleConnectionError | nats.errors.UnexpectedEOF):

@@ -11,16 +11,22 @@ port 0 is read back from the socket before serving starts. uvicorn's own
 signal handling is switched off: the entry point owns signals and calls
 :meth:`HttpServer.stop`. The event loop is the caller's; entry points run it
 on uvloop.
+
+With TLS, httpsrv listens twice, as upstream's does (8080 and 8443): plain
+HTTP on ``port`` and HTTPS on ``tls_port``, one uvicorn server each over the
+same application. The HTTPS listener's ``SSLContext`` is made once and
+reloaded in place when the certificate rotates (see
+:mod:`kubefox.serving.tls`), so a rotation drops no connection or request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import TYPE_CHECKING
 
 import structlog
-import uvicorn
 
 from kubefox.adapters.http.app import HttpAdapter, adapter_identity
 from kubefox.adapters.http.builtin import LiveInstances
@@ -30,8 +36,7 @@ from kubefox.core.errors import UnavailableError
 from kubefox.recording.jetstream import JetStreamRecordings
 from kubefox.recording.recorder import Recorder
 from kubefox.router import ResourceView, Router
-from kubefox.serving import QuietServer, bind, url_of
-from kubefox.serving.protocol import guarded_protocol
+from kubefox.serving import QuietServer, ServerTls, asgi_config, bind, url_of
 from kubefox.store.jetstream import JetStreamStore
 
 if TYPE_CHECKING:
@@ -65,6 +70,12 @@ class HttpServer:
         tracer: traces sampled requests (see :class:`~kubefox.telemetry.tracing.HopTracer`).
         metrics: records every request's duration and outcome.
         live: the live component instances, for the built-in health event.
+        tls: also serve HTTPS on ``settings.tls_port`` with this context, which
+            the caller reloads when its certificate rotates; unset: with the
+            settings' certificate files if any (watched and reloaded on change).
+
+    Raises:
+        InvalidError: the settings' certificate files do not load.
     """
 
     def __init__(
@@ -76,8 +87,15 @@ class HttpServer:
         tracer: HopTracer | None = None,
         metrics: HopMetrics | None = None,
         live: LiveInstances | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         self.settings = settings
+        self._watch_tls = False
+        if tls is None and settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            tls = ServerTls(settings.tls_cert_file, settings.tls_key_file)
+            self._watch_tls = True  # nobody else knows when these files change
+        #: The HTTPS listener's TLS context; ``None``: plain HTTP only.
+        self.tls = tls
         self._live = live
         self.source = adapter_identity()
         self._tracer = tracer
@@ -89,7 +107,8 @@ class HttpServer:
         self._router = router
         self._client = client
         self._url: str | None = None
-        self._uvicorn: QuietServer | None = None
+        self._https_url: str | None = None
+        self._uvicorn: list[QuietServer] = []
         self._stopping = False
         self._running = False
 
@@ -99,6 +118,15 @@ class HttpServer:
         if self._url is None:
             raise RuntimeError("the server is not listening yet")
         return self._url
+
+    @property
+    def https_url(self) -> str | None:
+        """``https://<host>:<tls_port>`` once :attr:`started` is set; ``None`` without TLS."""
+        if self.tls is None:
+            return None
+        if self._https_url is None:
+            raise RuntimeError("the server is not listening yet")
+        return self._https_url
 
     async def run(self) -> None:
         """Serve until :meth:`stop` is called and in-flight requests are done (once per server).
@@ -114,23 +142,29 @@ class HttpServer:
             raise RuntimeError("the server has already run")
         self._running = True
         settings = self.settings
-        sock = bind(settings.host, settings.port, backlog=_BACKLOG)
+        sockets = [bind(settings.host, settings.port, backlog=_BACKLOG)]
         try:
-            self._url = url_of(sock)
+            self._url = url_of(sockets[0])
+            if self.tls is not None:
+                sockets.append(bind(settings.host, settings.tls_port, backlog=_BACKLOG))
+                self._https_url = url_of(sockets[1], scheme="https")
             client = self._client
             if client is None:
-                client = await connect(settings.nats_url, name=f"kubefox-httpsrv {self.source.key}")
+                client = await connect(
+                    settings.nats_options(name=f"kubefox-httpsrv {self.source.key}")
+                )
             try:
-                await self._run(client, sock)
+                await self._run(client, sockets)
             finally:
                 if self._client is None:
                     await close(client)
         finally:
-            sock.close()
+            for sock in sockets:
+                sock.close()
             self.started.clear()
             log.info("httpsrv.stopped", adapter=self.source.key)
 
-    async def _run(self, client: NatsClient, sock: socket.socket) -> None:
+    async def _run(self, client: NatsClient, sockets: list[socket.socket]) -> None:
         async with asyncio.TaskGroup() as tasks:
             router = self._router
             follower: asyncio.Task[None] | None = None
@@ -144,7 +178,7 @@ class HttpServer:
             if recorder is not None:
                 tasks.create_task(recorder.run(), name="httpsrv-recorder")
             try:
-                await self._serve(router, NatsRequester(client), sock, recorder)
+                await self._serve(router, NatsRequester(client), sockets, recorder)
             finally:
                 if follower is not None:
                     follower.cancel()
@@ -155,7 +189,7 @@ class HttpServer:
         self,
         router: Router,
         requester: NatsRequester,
-        sock: socket.socket,
+        sockets: list[socket.socket],
         recorder: Recorder | None = None,
     ) -> None:
         settings = self.settings
@@ -172,36 +206,55 @@ class HttpServer:
             live=self._live,
         )
         self.adapter = app
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=sock.getsockname()[1],
-            loop="uvloop",
-            http=guarded_protocol(
-                header_timeout=settings.header_timeout,
-                body_timeout=settings.body_timeout,
-                max_head_size=settings.max_head_size,
-            ),
-            ws="none",
-            lifespan="off",
-            interface="asgi3",
-            access_log=False,
-            log_config=None,
-            proxy_headers=False,  # translate honours X-Forwarded-* itself
-            server_header=False,
-            backlog=_BACKLOG,
-            limit_concurrency=settings.max_connections,
-            # uvicorn annotates these seconds as int but waits any float.
-            timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+        # The plain listener, then the HTTPS one: one uvicorn server per socket
+        # (uvicorn applies its one SSL context to every socket it serves).
+        listeners = [(sockets[0], None), *((sock, self.tls) for sock in sockets[1:])]
+        serving = [asyncio.Event() for _ in listeners]
+        servers = [
+            QuietServer(
+                asgi_config(
+                    app,
+                    host=settings.host,
+                    port=sock.getsockname()[1],
+                    shutdown_grace=settings.shutdown_grace,
+                    header_timeout=settings.header_timeout,
+                    body_timeout=settings.body_timeout,
+                    max_head_size=settings.max_head_size,
+                    tls=tls,
+                    loop="uvloop",
+                    proxy_headers=False,  # translate honours X-Forwarded-* itself
+                    backlog=_BACKLOG,
+                    limit_concurrency=settings.max_connections,
+                ),
+                started,
+            )
+            for (sock, tls), started in zip(listeners, serving, strict=True)
+        ]
+        self._uvicorn = servers
+        for server in servers:
+            server.should_exit = self._stopping
+        log.info(
+            "httpsrv.starting", url=self._url, https_url=self._https_url, adapter=self.source.key
         )
-        server = QuietServer(config, self.started)
-        self._uvicorn = server
-        server.should_exit = self._stopping
-        log.info("httpsrv.starting", url=self._url, adapter=self.source.key)
+        helpers = [asyncio.create_task(self._started_when(serving))]
+        if self._watch_tls and self.tls is not None:
+            helpers.append(asyncio.create_task(self.tls.watch(), name="httpsrv-tls-watch"))
         try:
-            await server.serve(sockets=[sock])
+            async with asyncio.TaskGroup() as tasks:
+                for server, (sock, _) in zip(servers, listeners, strict=True):
+                    tasks.create_task(server.serve(sockets=[sock]))
         finally:
-            self._uvicorn = None
+            self._uvicorn = []
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+
+    async def _started_when(self, events: list[asyncio.Event]) -> None:
+        """Set :attr:`started` once every listener serves."""
+        for event in events:
+            await event.wait()
+        self.started.set()
 
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace; idempotent.
@@ -209,6 +262,5 @@ class HttpServer:
         Safe to call from a signal handler; :meth:`run` returns once done.
         """
         self._stopping = True
-        server = self._uvicorn
-        if server is not None:
+        for server in self._uvicorn:
             server.should_exit = True

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kubefox.core.nats_options import NatsConnectOptions
 
 
 class HttpsrvSettings(BaseSettings):
@@ -29,9 +34,38 @@ class HttpsrvSettings(BaseSettings):
     port: int = Field(
         default=0, ge=0, le=65535, description="Port the HTTP server binds to; 0 picks a free one."
     )
+    tls_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port the HTTPS listener binds to (beside the plain HTTP one, as upstream's "
+        "8080 and 8443); 0 picks a free one. Used only with a certificate.",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain the HTTPS listener presents; unset: HTTP only. "
+        "Reloaded when the file changes.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of tls_cert_file (both or neither)."
+    )
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         description="NATS server URL(s), comma separated, used when no client is passed in.",
+    )
+    nats_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that verifies the NATS server's TLS certificate; unset: no TLS.",
+    )
+    nats_creds_file: Path | None = Field(
+        default=None,
+        description="NATS user credential (.creds: JWT and seed) when the server runs in "
+        "operator mode.",
+    )
+    nats_inbox_prefix: str | None = Field(
+        default=None,
+        description="Inbox prefix the credential allows replies on "
+        "(_INBOX.<platform>.<role>.<id>); unset: nats-py's default.",
     )
     bucket: str = Field(
         default="kubefox-resources",
@@ -76,5 +110,21 @@ class HttpsrvSettings(BaseSettings):
         default=10_000,
         ge=1,
         description="Open connections (and requests in progress) beyond which new requests are "
-        "answered 503 at once.",
+        "answered 503 at once; counted per listener (HTTP and HTTPS each).",
     )
+
+    def nats_options(self, name: str) -> NatsConnectOptions:
+        """How to connect to NATS as these settings say, naming the connection ``name``."""
+        return NatsConnectOptions(
+            url=self.nats_url,
+            name=name,
+            ca_file=self.nats_ca_file,
+            creds_file=self.nats_creds_file,
+            inbox_prefix=self.nats_inbox_prefix,
+        )
+
+    @model_validator(mode="after")
+    def _certificate_and_key(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
