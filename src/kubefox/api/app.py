@@ -48,8 +48,10 @@ from kubefox.recording.store import MemoryRecordings, RecordingStore
 from kubefox.resources import RESOURCE_KINDS, SHORT_NAMES, Resource, dump
 from kubefox.resources.meta import API_VERSION
 from kubefox.router import ResourceView
+from kubefox.security.protocol import SecretsBackend
 from kubefox.store.artifacts import ArtifactStore
 from kubefox.store.protocol import ResourceStore
+from kubefox.store.secrets import ResourceSecrets
 from kubefox.store.typed import CLUSTER_KINDS
 from kubefox.telemetry.protocol import TelemetryStore
 
@@ -405,6 +407,7 @@ def create_app(
     telemetry: TelemetryStore | None = None,
     metrics: Callable[[], str] | None = None,
     recordings: RecordingStore | None = None,
+    secrets: SecretsBackend | ResourceSecrets | None = None,
 ) -> Starlette:
     """The API over these stores; ``view`` must be followed (``view.run()``) by the caller.
 
@@ -422,8 +425,10 @@ def create_app(
         telemetry: the telemetry store ``/api/v1/traces`` and ``/api/v1/logs`` read.
         metrics: renders the Prometheus text ``/metrics`` answers.
         recordings: where recordings are kept; in memory if not given (no httpsrv records).
+        secrets: where the secrets of Environments, VirtualEnvironments and manifests
+            go; without it a resource carrying a secret value is refused.
     """
-    resources = ResourceService(store, namespace=namespace)
+    resources = ResourceService(store, namespace=namespace, secrets=secrets)
     app = Starlette(
         routes=routes() + (telemetry_routes() if telemetry or metrics else []),
         exception_handlers={

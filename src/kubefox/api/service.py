@@ -12,6 +12,11 @@ The API serves one namespace, the platform's. A document naming another
 namespace is refused rather than silently moved. ``status`` is owned by the
 platform (the operator and the release controller): a status in a document
 sent here is ignored, as a Kubernetes status subresource is.
+
+Secrets are moved to the secrets backend on every write (see
+:mod:`kubefox.store.secrets`): what the API answers, lists and streams shows
+``••••••`` for each of them, and an apply whose secret values equal the stored
+ones is ``unchanged``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from typing import Any
 from kubefox.core.errors import InvalidError, NotFoundError
 from kubefox.resources import RESOURCE_KINDS, Resource, dump, kind_for, parse_resource
 from kubefox.resources.meta import API_VERSION
+from kubefox.security.protocol import SecretsBackend
 from kubefox.store.protocol import ResourceStore, WatchKind
+from kubefox.store.secrets import ResourceSecrets
 from kubefox.store.typed import CLUSTER_KINDS, TypedStore, index_labels
 
 _LABEL_KEY = re.compile(
@@ -103,10 +110,16 @@ def _problem(path: str, message: str) -> dict[str, str]:
 class ResourceService:
     """Create, apply, read, list, delete and watch resources of one namespace."""
 
-    def __init__(self, store: ResourceStore, *, namespace: str) -> None:
+    def __init__(
+        self,
+        store: ResourceStore,
+        *,
+        namespace: str,
+        secrets: SecretsBackend | ResourceSecrets | None = None,
+    ) -> None:
         self.store = store
         self.namespace = namespace
-        self.typed = TypedStore(store, namespace=namespace)
+        self.typed = TypedStore(store, namespace=namespace, secrets=secrets)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -191,7 +204,8 @@ class ResourceService:
             current = await self.typed.get(type(resource), name)
         except LookupError:
             current = None
-        if current is not None and _same(current, resource):
+        masked, secrets_changed = await self.typed.masked(resource)
+        if current is not None and not secrets_changed and _same(current, masked):
             return current, ApplyResult.UNCHANGED
         written = await self.typed.apply(resource)
         return written, ApplyResult.CREATED if current is None else ApplyResult.CONFIGURED

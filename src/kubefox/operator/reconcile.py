@@ -60,6 +60,7 @@ from kubefox.router.view import ResourceView
 from kubefox.store.artifacts import ArtifactStore, artifact_name
 from kubefox.store.instance_records import Registrations
 from kubefox.store.protocol import ResourceStore
+from kubefox.store.secrets import ResourceSecrets
 from kubefox.store.typed import TypedStore
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,8 @@ class Operator:
         view: The namespace's resources; :meth:`run` follows it.
         component_env: More variables every component process gets (the
             ``KUBEFOX_KIT_TELEMETRY_*`` of the platform's telemetry settings).
+        secrets: Where the secrets of the ReleaseManifests it writes go (a snapshot
+            of the Environment's and VirtualEnvironment's, see :mod:`kubefox.store.secrets`).
     """
 
     def __init__(
@@ -95,10 +98,11 @@ class Operator:
         registry: Registrations,
         view: ResourceView,
         component_env: Mapping[str, str] | None = None,
+        secrets: ResourceSecrets | None = None,
     ) -> None:
         self._settings = settings
         self._component_env = dict(component_env or {})
-        self._typed = TypedStore(store, namespace=settings.namespace)
+        self._typed = TypedStore(store, namespace=settings.namespace, secrets=secrets)
         self._artifacts = artifacts
         self._scheduler = scheduler
         self._registry = registry

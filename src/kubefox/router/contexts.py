@@ -11,6 +11,7 @@ everything they were built from and rebuilt only when one of those changes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from kubefox.core.errors import InvalidError, RouteInvalidError
@@ -24,6 +25,8 @@ from kubefox.resources import (
     Problem,
     problems_to_yaml,
 )
+from kubefox.resources.validation import AnyHTTPAdapter
+from kubefox.store.protocol import ResourceKey
 
 #: What a route leads to: (component name, route id).
 RouteTarget = tuple[str, int]
@@ -38,6 +41,12 @@ class ResolvedContext:
     data: Data
     problems: tuple[Problem, ...]
     matcher: RouteMatcher[RouteTarget]
+    #: The HTTPAdapters of this context (the manifest's for a Stable release), by name.
+    adapters: Mapping[str, AnyHTTPAdapter] = dataclasses.field(default_factory=dict)
+    #: Where this context's secret values are kept, with the resource version each
+    #: was read at, later ones winning: the Environment then the VirtualEnvironment,
+    #: or the ReleaseManifest. ``data.secrets`` only holds masks.
+    secret_sources: tuple[tuple[ResourceKey, str | None], ...] = ()
 
     @property
     def app(self) -> str:

@@ -48,6 +48,7 @@ from kubefox.resources import (
     AppDeployment,
     ComponentType,
     Data,
+    Dependency,
     Environment,
     HTTPAdapter,
     ReleaseManifest,
@@ -59,6 +60,7 @@ from kubefox.resources.validation import AnyHTTPAdapter
 from kubefox.router.contexts import ResolvedContext, build_matcher
 from kubefox.router.releases import ReleaseMatcher
 from kubefox.router.view import ResourceView
+from kubefox.store.protocol import ResourceKey
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +72,8 @@ class Routed:
     route_id: int
     params: dict[str, str]
     path_suffix: str | None
+    #: The HTTPAdapter a request to an adapter goes to (see :meth:`Router.route_adapter`).
+    adapter: AnyHTTPAdapter | None = None
 
     def matched(self, event: Event, *, ttl: int | None = None) -> MatchedEvent:
         """What the target receives: the event stamped with context and target, and its env.
@@ -156,6 +160,14 @@ class Router:
             adapters = {adapter.metadata.name: adapter for adapter in manifest.spec.adapters.http}
             source_revision = manifest.metadata.resource_version
             layers: tuple[Data, Data | None] = (manifest.data, None)
+            secret_sources: tuple[tuple[ResourceKey, str | None], ...] = (
+                (
+                    ResourceKey(
+                        "ReleaseManifest", release_manifest, manifest.metadata.namespace or ""
+                    ),
+                    source_revision,
+                ),
+            )
         else:
             environment = view.get(Environment, ve.spec.environment)
             if environment is None:
@@ -163,6 +175,15 @@ class Router:
             adapters = {adapter.metadata.name: adapter for adapter in view.all(HTTPAdapter)}
             source_revision = environment.metadata.resource_version
             layers = (environment.data, ve.data)
+            secret_sources = (
+                (ResourceKey("Environment", environment.metadata.name), source_revision),
+                (
+                    ResourceKey(
+                        "VirtualEnvironment", virtual_environment, ve.metadata.namespace or ""
+                    ),
+                    ve.metadata.resource_version,
+                ),
+            )
         revisions: _Revisions = (
             deployment.metadata.resource_version,
             ve.metadata.resource_version,
@@ -184,6 +205,8 @@ class Router:
             data=data,
             problems=tuple(validate_app_deployment(deployment, data, adapters=adapters)),
             matcher=build_matcher(deployment, data),
+            adapters=adapters,
+            secret_sources=secret_sources,
         )
         self._contexts[key] = _Cached(view.revision, revisions, resolved)
         return resolved
@@ -241,7 +264,69 @@ class Router:
                 deployment at that hash (502).
             InvalidError: malformed context or event (400).
             DeadlineExceededError: the event's TTL is spent.
+            UnsupportedAdapterError: the target is an adapter (see :meth:`route_adapter`).
         """
+        resolved, dependency = self._checked_request(event, sender)
+        target = event.target
+        if target is None:  # pragma: no cover - checked by _checked_request
+            raise InvalidError("event has no target")
+        if dependency.type is not ComponentType.KUBEFOX:
+            raise UnsupportedAdapterError(f'adapter "{target.name}" is not supported yet')
+        target_def = resolved.definition(target.name)
+        resolved_target = resolved.component(target.name)
+        if (
+            target_def is None
+            or resolved_target is None
+            or (target.app and target.app != resolved.app)
+        ):
+            raise ComponentMismatchError("component not part of app", component=target.name)
+        if target.hash and target.hash != target_def.hash:
+            raise ComponentMismatchError("hash does not match app", component=target.name)
+        return self._component_route(
+            event,
+            resolved,
+            resolved_target,
+            has_routes=bool(target_def.routes),
+            has_default=target_def.default_handler,
+        )
+
+    def route_adapter(self, event: Event, *, sender: Component) -> Routed:
+        """Check a request a component sent to an HTTPAdapter; ``adapter`` is set.
+
+        The checks are :meth:`route_component`'s; the adapter comes from the
+        context (the manifest's for a Stable release). Templates are not
+        resolved here: the caller resolves them when it makes the call, so
+        no secret ever sits in an event.
+
+        Raises:
+            UnsupportedAdapterError: the dependency is not an HTTPAdapter.
+            NotFoundError: the context has no such adapter.
+            and every error of :meth:`route_component`.
+        """
+        resolved, dependency = self._checked_request(event, sender)
+        target = event.target
+        if target is None:  # pragma: no cover - checked by _checked_request
+            raise InvalidError("event has no target")
+        if dependency.type is not ComponentType.HTTP_ADAPTER:
+            raise UnsupportedAdapterError(
+                f'"{target.name}" is a {dependency.type} dependency, not an HTTPAdapter'
+            )
+        adapter = resolved.adapters.get(target.name)
+        if adapter is None:
+            raise NotFoundError(f'HTTPAdapter "{target.name}" not found')
+        return Routed(
+            context=resolved,
+            target=Component(type=ComponentType.HTTP_ADAPTER.value, name=target.name),
+            route_id=-1,
+            params={},
+            path_suffix=None,
+            adapter=adapter,
+        )
+
+    def _checked_request(
+        self, event: Event, sender: Component
+    ) -> tuple[ResolvedContext, Dependency]:
+        """The context of a component's request and the dependency it calls, once checked."""
         source = event.source
         if (source.app, source.name, source.hash, source.id) != (
             sender.app,
@@ -285,25 +370,7 @@ class Router:
                 source=source.name,
                 target=target.name,
             )
-        if dependency.type is not ComponentType.KUBEFOX:
-            raise UnsupportedAdapterError(f'adapter "{target.name}" is not supported yet')
-        target_def = resolved.definition(target.name)
-        resolved_target = resolved.component(target.name)
-        if (
-            target_def is None
-            or resolved_target is None
-            or (target.app and target.app != resolved.app)
-        ):
-            raise ComponentMismatchError("component not part of app", component=target.name)
-        if target.hash and target.hash != target_def.hash:
-            raise ComponentMismatchError("hash does not match app", component=target.name)
-        return self._component_route(
-            event,
-            resolved,
-            resolved_target,
-            has_routes=bool(target_def.routes),
-            has_default=target_def.default_handler,
-        )
+        return resolved, dependency
 
     def _route_release(self, event: Event) -> Routed:
         """Release routing (§3.5 B): the first released route that matches sets the context."""

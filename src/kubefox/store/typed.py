@@ -6,6 +6,8 @@ above it (router, operator, publishing, API) wants resource models with
 anything but ``status`` or ``metadata`` changes), ``uid`` and
 ``creationTimestamp`` filled in, and the index labels upstream's webhooks set.
 This module is that one place, so every writer stamps metadata the same way.
+It also runs admission (:mod:`kubefox.store.admission`) and moves secrets to the
+secrets backend (:mod:`kubefox.store.secrets`) before every write.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from kubefox.resources import (
     dump,
     parse_resource,
 )
+from kubefox.security.protocol import SecretsBackend
 from kubefox.store import admission
 from kubefox.store.protocol import ResourceKey, ResourceStore, StoredResource
+from kubefox.store.secrets import AdmittedSecrets, ResourceSecrets, refuse_secret_values
 
 R = TypeVar("R", bound=Resource)
 
@@ -86,11 +90,29 @@ def index_labels(resource: Resource) -> dict[str, str]:
 
 
 class TypedStore:
-    """Reads and writes resource models in one namespace of a :class:`ResourceStore`."""
+    """Reads and writes resource models in one namespace of a :class:`ResourceStore`.
 
-    def __init__(self, store: ResourceStore, *, namespace: str) -> None:
+    With ``secrets`` (a backend, or a :class:`ResourceSecrets` to share its
+    cache), the secrets of Environments, VirtualEnvironments and
+    ReleaseManifests are moved there and the store keeps the mask
+    (:mod:`kubefox.store.secrets`); without, a write carrying a secret value
+    is refused with ``SecretsAdmissionError``.
+    """
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        *,
+        namespace: str,
+        secrets: SecretsBackend | ResourceSecrets | None = None,
+    ) -> None:
         self.store = store
         self.namespace = namespace
+        self.secrets = (
+            secrets
+            if secrets is None or isinstance(secrets, ResourceSecrets)
+            else ResourceSecrets(secrets)
+        )
 
     def key(self, kind: str, name: str) -> ResourceKey:
         """The store key of ``kind``/``name`` in this store's namespace."""
@@ -116,7 +138,12 @@ class TypedStore:
         body = self._stamp_new(resource)
         key = self._key_of(resource)
         await admission.check_create(self.store, key, body)
-        stored = await self.store.create(key, body)
+        admitted = await self._admit_secrets(key, body, exists=False, strict=True)
+        if self.secrets is not None and admitted.changed:
+            # The backend is written first: do not overwrite the secrets of one that exists.
+            await self._refuse_existing(key)
+        await self._commit_secrets(admitted)
+        stored = await self.store.create(key, admitted.body)
         return _typed(type(resource), from_stored(stored))
 
     async def apply(self, resource: R) -> R:
@@ -140,9 +167,11 @@ class TypedStore:
             body = self._stamp_update(
                 _keeping_release(resource, current.body), current.body, keep_status=True
             )
-            admission.check_update(key, current.body, body)
+            admitted = await self._admit_secrets(key, body, exists=True, strict=True)
+            admission.check_update(key, current.body, admitted.body)
             try:
-                stored = await self.store.update(key, body, revision=current.revision)
+                await self._commit_secrets(admitted)
+                stored = await self.store.update(key, admitted.body, revision=current.revision)
             except ConflictError:
                 continue
             return _typed(type(resource), from_stored(stored))
@@ -157,8 +186,10 @@ class TypedStore:
         revision = int(resource.metadata.resource_version or 0)
         current = await self.store.get(key)
         body = self._stamp_update(resource, current.body, keep_status=False)
-        admission.check_update(key, current.body, body)
-        stored = await self.store.update(key, body, revision=revision)
+        admitted = await self._admit_secrets(key, body, exists=True, strict=False)
+        admission.check_update(key, current.body, admitted.body)
+        await self._commit_secrets(admitted)
+        stored = await self.store.update(key, admitted.body, revision=revision)
         return _typed(type(resource), from_stored(stored))
 
     async def delete(
@@ -172,6 +203,48 @@ class TypedStore:
         key = self.key(model.__name__, name)
         await admission.check_delete(self.store, key)
         await self.store.delete(key, revision=revision)
+        if self.secrets is not None:
+            await self.secrets.forget(key)
+
+    async def masked(self, resource: R) -> tuple[R, bool]:
+        """``resource`` as the store would keep it, and whether its secret values are new.
+
+        Secrets are masked; the flag says whether the values ``resource``
+        carries differ from the stored ones. Writes nothing.
+
+        Raises:
+            SecretsAdmissionError: as a write of ``resource`` would.
+        """
+        key = self._key_of(resource)
+        body = dump(resource)
+        if self.secrets is None:
+            return _typed(type(resource), parse_resource(refuse_secret_values(key, body))), False
+        try:
+            await self.store.get(key)
+            exists = True
+        except LookupError:
+            exists = False
+        admitted = await self.secrets.admit(key, body, exists=exists, strict=True)
+        return _typed(type(resource), parse_resource(admitted.body)), admitted.changed
+
+    async def _admit_secrets(
+        self, key: ResourceKey, body: dict[str, Any], *, exists: bool, strict: bool
+    ) -> AdmittedSecrets:
+        """``body`` with its secrets masked and the values to store; writes nothing yet."""
+        if self.secrets is None:
+            return AdmittedSecrets(key=key, body=refuse_secret_values(key, body))
+        return await self.secrets.admit(key, body, exists=exists, strict=strict)
+
+    async def _commit_secrets(self, admitted: AdmittedSecrets) -> None:
+        if self.secrets is not None:
+            await self.secrets.commit(admitted)
+
+    async def _refuse_existing(self, key: ResourceKey) -> None:
+        try:
+            await self.store.get(key)
+        except LookupError:
+            return
+        raise ConflictError("resource already exists", key=str(key))
 
     def _key_of(self, resource: Resource) -> ResourceKey:
         return self.key(type(resource).__name__, resource.metadata.name)
