@@ -26,8 +26,10 @@ from kubefox.telemetry import SpanKind, StatusCode, TelemetryStore, open_telemet
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.providers import TelemetryProviders, build_providers
 from kubefox.telemetry.receiver import Message, Receive, Scope, Send
+from kubefox.telemetry.roles import component_telemetry, role_telemetry
 from kubefox.telemetry.server import TelemetryServer
 from kubefox.telemetry.settings import TelemetrySettings
+from kubefox.telemetry.tracing import HopTracer
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +240,109 @@ async def test_stop_before_the_server_starts_makes_run_return_at_once(
     server.stop()
     async with asyncio.timeout(5):
         await server.run()
+
+
+def _hop_request(tracer: HopTracer) -> str:
+    """Two hops as the roles record them: a server span and a failing call under it."""
+    root = tracer.start("GET /hello", parent=None, kind="server", attributes={attr.EVENT_ID: "e1"})
+    call = tracer.start("Send REQUEST to backend", parent=root.context, kind="client")
+    tracer.end(call, status_code=504, error=TimeoutError("backend timed out"))
+    tracer.end(root, status_code=200)
+    return root.trace_id.hex()
+
+
+async def test_a_component_s_hop_spans_reach_the_receiver_and_a_collector_as_otlp(
+    store: TelemetryStore, tmp_path: Path
+) -> None:
+    """Packed to the embedded receiver, OTLP protobuf to the collector, with its headers."""
+    collector_store = await open_telemetry_store(f"sqlite:///{tmp_path / 'collector.db'}")
+    collector = TelemetryServer(collector_store)
+    recorder = Recorder(collector.app)
+    collector.app = recorder
+    try:
+        async with serving(TelemetryServer(store)) as embedded, serving(collector):
+            settings = TelemetrySettings(
+                embedded_endpoint=embedded.url,
+                endpoint=collector.url,
+                headers={"authorization": "Bearer fox"},
+                metrics_interval=0.2,
+            )
+            role = component_telemetry(
+                settings,
+                platform="demo",
+                app="hello-world",
+                name="backend",
+                hash="0123abcd",
+                instance_id="i-1",
+            )
+            try:
+                assert role.tracer is not None
+                assert role.metrics is not None
+                trace_id = _hop_request(role.tracer)
+                role.metrics.observe(0.01, role.metrics.key("component", "a", "b", "", "", 200))
+                assert await role.aflush()
+                async with asyncio.timeout(10):
+                    await recorder.metrics.wait()
+            finally:
+                await role.aclose()
+
+        for kept in (await store.trace(trace_id), await collector_store.trace(trace_id)):
+            root, call = kept.spans
+            assert (root.name, root.kind, root.parent_span_id) == (
+                "GET /hello",
+                SpanKind.SERVER,
+                "",
+            )
+            assert call.parent_span_id == root.span_id
+            assert call.kind == SpanKind.CLIENT
+            assert (call.status_code, call.status_message) == (
+                StatusCode.ERROR,
+                "backend timed out",
+            )
+            assert [event.name for event in call.events] == ["exception"]
+            assert root.service == "hello-world-backend-0123abc"
+            assert root.app == "hello-world"
+            assert root.attributes[attr.HTTP_STATUS_CODE] == 200
+    finally:
+        await collector_store.aclose()
+
+    paths = [path for path, _, _ in recorder.requests]
+    assert "/v1/traces" in paths
+    assert all(headers["authorization"] == "Bearer fox" for _, headers, _ in recorder.requests)
+    metric_names = {
+        metric.name
+        for path, _, body in recorder.requests
+        if path == "/v1/metrics"
+        for resource in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert "kubefox.hop.duration" in metric_names
+
+
+async def test_a_platform_role_writes_its_spans_into_the_store_without_http(
+    store: TelemetryStore,
+) -> None:
+    """httpsrv and the broker (store=...) keep their spans with no request to any receiver."""
+    server = TelemetryServer(store)
+    recorder = Recorder(server.app)
+    server.app = recorder
+    async with serving(server):
+        role = role_telemetry(
+            TelemetrySettings(embedded_endpoint=server.url, logs=False, metrics=False),
+            role="httpsrv",
+            platform="demo",
+            store=store,
+        )
+        try:
+            assert role.tracer is not None
+            trace_id = _hop_request(role.tracer)
+            assert await role.aflush()
+        finally:
+            await role.aclose()
+
+    trace = await store.trace_for_event("e1")
+    assert trace.trace_id == trace_id
+    assert [span.name for span in trace.spans] == ["GET /hello", "Send REQUEST to backend"]
+    assert trace.spans[0].resource[attr.SERVICE_NAME] == "httpsrv"
+    assert [path for path, _, _ in recorder.requests if path != "/v1/logs"] == []

@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kubefox import __version__
 from kubefox.api.recordings import recording_paths, recording_schemas
+from kubefox.api.telemetry import telemetry_paths, telemetry_schemas
 from kubefox.resources import RESOURCE_KINDS, SHORT_NAMES, ReleaseStatus
 
 _REF = "#/components/schemas/{model}"
@@ -556,16 +557,19 @@ def _document() -> dict[str, Any]:
     schemas: dict[str, Schema] = dict(definitions.get("$defs", {}))
     schemas.update(_own_schemas())
     schemas.update(recording_schemas())
+    schemas.update(telemetry_schemas())
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "KubeFox control plane",
             "version": __version__,
             "description": "Resources (every kind, upstream's YAML), artifacts, releases, "
-            "status and a watch stream. Every error is an application/problem+json "
-            "document with a stable `code` and the JSON path of each cause.",
+            "status, a watch stream, recordings, and the platform's telemetry (traces, logs "
+            "and Prometheus metrics, served when telemetry is on). Every error is an "
+            "application/problem+json document with a stable `code` and the JSON path of "
+            "each cause.",
         },
-        "paths": _paths() | recording_paths("/api/v1"),
+        "paths": _paths() | recording_paths("/api/v1") | telemetry_paths("/api/v1"),
         "components": {"schemas": schemas},
     }
 

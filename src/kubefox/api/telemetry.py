@@ -10,7 +10,8 @@
 * ``GET /metrics``: the platform process's metrics in Prometheus' text format.
 
 They exist only when the platform hands :func:`kubefox.api.app.create_app`
-its telemetry store and metrics reader.
+its telemetry store and metrics reader; :func:`telemetry_paths` and
+:func:`telemetry_schemas` describe them in ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ async def get_logs(request: Request) -> Response:
         "ve": q.get("ve") or None,
         "trace_id": (q.get("trace") or "").lower() or None,
     }
-    limit = _int(request, "limit", 100) or 100
-    if not 1 <= limit <= _MAX_LIMIT:
+    limit = _int(request, "limit", 100)
+    if limit is None or not 1 <= limit <= _MAX_LIMIT:  # 0 was taken as the default before
         raise InvalidError(f"limit must be between 1 and {_MAX_LIMIT}", value=limit)
     if q.get("follow") in ("1", "true"):
         after = _int(request, "after", None)
@@ -111,10 +112,239 @@ async def get_metrics(request: Request) -> Response:
 
 
 def telemetry_routes() -> list[Route]:
-    """The routes of this module (not in ``/openapi.json`` yet)."""
+    """The routes of this module (described by :func:`telemetry_paths`)."""
     return [
         Route(f"{PREFIX}/traces/{{id}}", get_trace, methods=["GET"]),
         Route(f"{PREFIX}/traces", get_traces, methods=["GET"]),
         Route(f"{PREFIX}/logs", get_logs, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
+
+
+# -- the OpenAPI description ------------------------------------------------------------------
+
+_REF = "#/components/schemas/{name}"
+_PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_PROBLEM: {"schema": _ref("Problem")}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_NO_TELEMETRY = _problem("The platform keeps no telemetry (telemetry is off).")
+
+
+def telemetry_paths(prefix: str = PREFIX) -> dict[str, Any]:
+    """The OpenAPI path items of :func:`telemetry_routes` (``prefix``: the API's, ``/api/v1``)."""
+    text = {"type": "string"}
+    optional = {"required": False, "in": "query"}
+    return {
+        f"{prefix}/traces/{{id}}": {
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "description": "A trace id (32 hex digits, any case) or the id of an event "
+                    "in the trace (the `kubefox-event-id` of a response).",
+                    "schema": text,
+                }
+            ],
+            "get": {
+                "operationId": "getTrace",
+                "summary": "One trace with every span, in waterfall order",
+                "responses": {
+                    "200": _json("The trace.", _ref("Trace")),
+                    "400": _problem("The trace id is malformed."),
+                    "404": _problem("No trace has that id or holds that event."),
+                    "503": _NO_TELEMETRY,
+                },
+            },
+        },
+        f"{prefix}/traces": {
+            "get": {
+                "operationId": "getLastTrace",
+                "summary": "The trace of the latest request (`?last=1`)",
+                "parameters": [
+                    {
+                        "name": "last",
+                        **optional,
+                        "description": "Must be `1` or `true`: the only query supported.",
+                        "schema": {"type": "string", "enum": ["1", "true"]},
+                    }
+                ],
+                "responses": {
+                    "200": _json("The trace whose root span started last.", _ref("Trace")),
+                    "400": _problem("`last` is missing: ask for a trace by id instead."),
+                    "404": _problem("No trace has been recorded yet."),
+                    "503": _NO_TELEMETRY,
+                },
+            },
+        },
+        f"{prefix}/logs": {
+            "get": {
+                "operationId": "getLogs",
+                "summary": "Log records of every role and component, oldest first, or followed",
+                "parameters": [
+                    {"name": "app", **optional, "description": "Only this app.", "schema": text},
+                    {
+                        "name": "component",
+                        **optional,
+                        "description": "Only this component.",
+                        "schema": text,
+                    },
+                    {
+                        "name": "ve",
+                        **optional,
+                        "description": "Only this virtual environment.",
+                        "schema": text,
+                    },
+                    {
+                        "name": "trace",
+                        **optional,
+                        "description": "Only lines written inside this trace (32 hex digits).",
+                        "schema": text,
+                    },
+                    {
+                        "name": "limit",
+                        **optional,
+                        "description": "The newest this many (default 100).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT},
+                    },
+                    {
+                        "name": "follow",
+                        **optional,
+                        "description": "`1` or `true`: stream records as they are stored "
+                        "(newline-delimited JSON) until the client leaves.",
+                        "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+                    },
+                    {
+                        "name": "after",
+                        **optional,
+                        "description": "With `follow`: start after this `seq` (default: now).",
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The records (a JSON array), or with `follow` a stream "
+                        "of them, one JSON object per line.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": _ref("LogRecord")}
+                            },
+                            NDJSON: {"schema": _ref("LogRecord")},
+                        },
+                    },
+                    "400": _problem("A filter, `limit` or `after` is invalid."),
+                    "503": _NO_TELEMETRY,
+                },
+            },
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "getMetrics",
+                "summary": "The platform process's metrics, Prometheus text format 0.0.4",
+                "responses": {
+                    "200": {
+                        "description": "kubefox_hop_duration_seconds, kubefox_errors_total, "
+                        "kubefox_in_flight, kubefox_component_instances.",
+                        "content": {METRICS_MEDIA_TYPE: {"schema": text}},
+                    },
+                    "503": _problem("The platform exports no metrics (telemetry is off)."),
+                },
+            },
+        },
+    }
+
+
+def telemetry_schemas() -> dict[str, Any]:
+    """The component schemas :func:`telemetry_paths` refers to (``Problem`` is the API's)."""
+    nullable = {"type": ["string", "null"]}
+    values = {"type": "object", "additionalProperties": True}
+    span = {
+        "type": "object",
+        "required": ["trace_id", "span_id", "name", "kind", "start_ns", "end_ns", "status"],
+        "properties": {
+            "trace_id": {"type": "string"},
+            "span_id": {"type": "string"},
+            "parent_span_id": nullable,
+            "name": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["unspecified", "internal", "server", "client", "producer", "consumer"],
+            },
+            "service": {"type": "string"},
+            "depth": {"type": "integer"},
+            "start_time": {"type": "string"},
+            "start_ns": {"type": "integer"},
+            "end_ns": {"type": "integer"},
+            "offset_ms": {"type": "number"},
+            "duration_ms": {"type": "number"},
+            "status": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "enum": ["unset", "ok", "error"]},
+                    "message": {"type": "string"},
+                },
+            },
+            "event_id": nullable,
+            "attributes": values,
+            "resource": values,
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "time_ns": {"type": "integer"},
+                        "attributes": values,
+                    },
+                },
+            },
+        },
+    }
+    return {
+        "Span": span,
+        "Trace": {
+            "type": "object",
+            "required": ["trace_id", "spans"],
+            "properties": {
+                "trace_id": {"type": "string"},
+                "start_time": {"type": "string"},
+                "duration_ms": {"type": "number"},
+                "span_count": {"type": "integer"},
+                "error": {"type": "boolean"},
+                "spans": {"type": "array", "items": _ref("Span")},
+            },
+        },
+        "LogRecord": {
+            "type": "object",
+            "required": ["seq", "time_ns", "body"],
+            "properties": {
+                "seq": {"type": "integer"},
+                "time": {"type": "string"},
+                "time_ns": {"type": "integer"},
+                "severity": {"type": "string"},
+                "severity_number": {"type": "integer"},
+                "body": {"type": "string"},
+                "app": nullable,
+                "component": nullable,
+                "ve": nullable,
+                "service": nullable,
+                "event_id": nullable,
+                "trace_id": nullable,
+                "span_id": nullable,
+                "attributes": values,
+                "resource": values,
+            },
+        },
+    }

@@ -11,11 +11,12 @@ ones until Ctrl-C.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kubefox.cli.client import PREFIX, ApiClient, path
+from kubefox.cli.client import PREFIX, ApiClient, path, verifying
 from kubefox.cli.errors import reports_errors
 from kubefox.cli.options import (
     DEFAULT_STATE_DIR,
@@ -135,22 +136,28 @@ def logs(
     }
     with ApiClient.connect(api=api, state_dir=state_dir) as client:
         records: list[dict[str, Any]] = client.get(f"{PREFIX}/logs", params=params)
-        base_url = client.base_url
+        base_url, ca_file = client.base_url, client.ca_file
     for record in records:
         _print_record(record, output)
     if follow:
         after = records[-1]["seq"] if records else None
-        _follow(base_url, {**params, "follow": "1", "after": after}, output)
+        _follow(base_url, {**params, "follow": "1", "after": after}, output, ca_file=ca_file)
 
 
-def _follow(base_url: str, params: dict[str, Any], output: OutputFormat) -> None:
+def _follow(
+    base_url: str, params: dict[str, Any], output: OutputFormat, *, ca_file: Path | None
+) -> None:
     """Print records as the platform stores them, until Ctrl-C or the platform stops."""
     import httpx
 
     query = {name: value for name, value in params.items() if value is not None}
     try:
         with (
-            httpx.Client(base_url=base_url, timeout=httpx.Timeout(10.0, read=None)) as http,
+            httpx.Client(
+                base_url=base_url,
+                timeout=httpx.Timeout(10.0, read=None),
+                verify=verifying(ca_file),  # the platform's CA, as the client above
+            ) as http,
             http.stream("GET", f"{PREFIX}/logs", params=query) as response,
         ):
             for line in response.iter_lines():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.context import Context
@@ -86,14 +86,28 @@ class KubeFoxSampler(Sampler):
         return f"KubeFoxSampler{{{self.ratio}}}"
 
 
+class Exporting(Protocol):
+    """Something else that exports with the providers (kubefox's span batcher, say)."""
+
+    def force_flush(self, timeout: float = 10.0) -> bool:
+        """Export what is held now; whether it went within ``timeout`` seconds."""
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Export what is held, then stop."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetryProviders:
-    """The three providers of one process; ``shutdown()`` flushes and stops every exporter."""
+    """The three providers of one process; ``shutdown()`` flushes and stops every exporter.
+
+    ``extras`` are flushed and stopped with them (first, as they may log).
+    """
 
     tracer_provider: trace.TracerProvider
     meter_provider: metrics.MeterProvider
     logger_provider: _logs.LoggerProvider
     resource: Mapping[str, Any]
+    extras: list[Exporting] = dataclasses.field(default_factory=list)
 
     def tracer(self, name: str) -> trace.Tracer:
         """A tracer of the instrumentation ``name`` (a module name, say)."""
@@ -117,6 +131,8 @@ class TelemetryProviders:
         """Export everything pending now; whether all of it went within ``timeout`` seconds."""
         millis = int(timeout * 1000)
         done = True
+        for extra in self.extras:
+            done = bool(extra.force_flush(timeout)) and done
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             flush = getattr(provider, "force_flush", None)
             if flush is not None:
@@ -133,6 +149,10 @@ class TelemetryProviders:
 
     def shutdown(self) -> None:
         """Flush and stop every processor and exporter; later spans are dropped."""
+        extras = list(self.extras)
+        self.extras.clear()
+        for extra in extras:
+            extra.shutdown()
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             stop = getattr(provider, "shutdown", None)
             if stop is not None:

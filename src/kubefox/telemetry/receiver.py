@@ -11,6 +11,10 @@ gzip/deflate compressed. Answers follow the OTLP/HTTP specification:
   encoding, 404/405 for other paths and methods;
 * 503 when the store cannot take the records (exporters retry it).
 
+``POST /v1/kubefox/spans`` takes the chunks kubefox components send their
+hop spans in (:mod:`kubefox.telemetry._chunks`: built by the component, kept
+as they come, no protobuf), with the same answers; its error bodies are text.
+
 A bad request never becomes a 500. Error bodies are a ``google.rpc.Status``
 in the request's encoding, so an exporter's log shows the message.
 
@@ -30,7 +34,10 @@ import structlog
 
 from kubefox.core.errors import InvalidError, KubeFoxError
 from kubefox.telemetry import otlp
+from kubefox.telemetry._chunks import unpack
+from kubefox.telemetry.export import store_chunk
 from kubefox.telemetry.protocol import TelemetryStore
+from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH
 
 log = structlog.get_logger(__name__)
 
@@ -123,16 +130,22 @@ def _decompress(body: bytes, coding: str, limit: int) -> bytes:
     raise _RefusedError(400, _INVALID_ARGUMENT, f"the body is not valid {coding}")
 
 
-def _check(scope: Scope) -> tuple[str, otlp.Encoding, str]:
-    """The path, body encoding and content coding of an acceptable request."""
+def _check(scope: Scope) -> tuple[str, otlp.Encoding | None, str]:
+    """The path, body encoding (``None``: packed) and content coding of an acceptable request."""
     path = str(scope.get("path", ""))
-    if path not in (TRACES_PATH, LOGS_PATH):
+    if path not in (TRACES_PATH, LOGS_PATH, PACKED_PATH):
         raise _RefusedError(404, _NOT_FOUND, f"no OTLP endpoint at {path}")
     if scope.get("method") != "POST":
         raise _RefusedError(405, _UNIMPLEMENTED, f"{path} takes POST only")
     media = _header(scope, b"content-type").split(";", 1)[0].strip().lower()
     encoding = _ENCODINGS.get(media)
-    if encoding is None:
+    if path == PACKED_PATH:
+        if media != PACKED_MEDIA_TYPE:
+            raise _RefusedError(
+                415, _INVALID_ARGUMENT, f"the content type must be {PACKED_MEDIA_TYPE}"
+            )
+        encoding = None
+    elif encoding is None:
         raise _RefusedError(
             415,
             _INVALID_ARGUMENT,
@@ -169,6 +182,10 @@ class OtlpReceiver:
         try:
             path, encoding, coding = _check(scope)
             body = _decompress(await self._read(scope, receive), coding, self.max_body_size)
+            if encoding is None:
+                await self._packed(body)
+                await _respond(send, 200, b"", b"text/plain; charset=utf-8")
+                return
             answer = await self._export(path, body, encoding)
         except _RefusedError as refused:
             if refused.status >= 500:
@@ -199,6 +216,15 @@ class OtlpReceiver:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    async def _packed(self, body: bytes) -> None:
+        try:
+            row = unpack(body)
+        except InvalidError as exc:
+            reason = exc.details.get("reason")
+            message = f"{exc} ({reason})" if reason else str(exc)
+            raise _RefusedError(400, _INVALID_ARGUMENT, message) from exc
+        await _keep(store_chunk(self.store, row))
+
     async def _export(self, path: str, body: bytes, encoding: otlp.Encoding) -> bytes:
         if path == TRACES_PATH:
             spans = _decode(otlp.decode_traces, body, encoding)
@@ -225,9 +251,9 @@ def _decode(
         raise _RefusedError(400, _INVALID_ARGUMENT, f"the body cannot be decoded: {exc}") from exc
 
 
-async def _keep(write: Awaitable[None]) -> None:
+async def _keep(write: Awaitable[_R]) -> _R:
     try:
-        await write
+        return await write
     except InvalidError as exc:
         raise _RefusedError(400, _INVALID_ARGUMENT, str(exc)) from exc
     except KubeFoxError as exc:

@@ -2,23 +2,39 @@
 
 :func:`role_telemetry` builds what one role (httpsrv, the broker, a component
 process) records through; :func:`component_telemetry` does it for a
-component from its Kit settings. Needs the ``otel`` extra: the Kit imports
-this module only when its component has telemetry on.
+component from its Kit settings. Hop spans go through a
+:class:`~kubefox.telemetry.export.SpanBatcher`: straight into the telemetry
+store for a role of the platform process (``store=``), as packed batches to
+the platform's receiver from a component, and as OTLP to an external
+collector when one is configured. The OpenTelemetry SDK providers remain for
+log records and for user code's own spans and metrics. Needs the ``otel``
+extra: the Kit imports this module only when its component has telemetry on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.export import (
+    OtlpDestination,
+    PackedDestination,
+    SpanBatcher,
+    SpanDestination,
+    StoreDestination,
+)
 from kubefox.telemetry.log_export import OtelLogForwarder
-from kubefox.telemetry.metrics import HopMetrics, PrometheusReader
+from kubefox.telemetry.metrics import HopMetrics, MetricsExporter
 from kubefox.telemetry.providers import TelemetryProviders, build_providers
 from kubefox.telemetry.settings import TelemetrySettings
 from kubefox.telemetry.tracing import HopTracer
+
+if TYPE_CHECKING:
+    from kubefox.telemetry.protocol import TelemetryStore
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,15 +47,49 @@ class RoleTelemetry:
     providers: TelemetryProviders
     tracer: HopTracer | None
     metrics: HopMetrics | None
-    prometheus: PrometheusReader | None = None
+    prometheus: HopMetrics | None = None
 
     def log_forwarder(self, name: str) -> structlog.types.Processor:
         """A structlog processor sending every line to the role's OTLP log exporter."""
         return OtelLogForwarder(self.providers.logger(name))
 
+    async def aflush(self, within: float = 10.0) -> bool:
+        """Export every span, log record and metric held now (see ``TelemetryProviders``)."""
+        return await self.providers.aflush(within)
+
     async def aclose(self) -> None:
         """Flush and stop the exporters (once, when the role has stopped)."""
         await self.providers.aclose()
+
+
+def _span_destinations(
+    settings: TelemetrySettings,
+    resource: Mapping[str, object],
+    scope: str,
+    store: TelemetryStore | None,
+) -> list[SpanDestination]:
+    out: list[SpanDestination] = []
+    if store is not None:
+        out.append(StoreDestination(store, resource=resource, scope=scope))
+    elif settings.embedded_endpoint:
+        out.append(
+            PackedDestination(
+                settings.embedded_endpoint,
+                resource=resource,
+                scope=scope,
+                timeout=settings.export_timeout,
+            )
+        )
+    if settings.endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(
+            endpoint=f"{settings.endpoint.rstrip('/')}/v1/traces",
+            headers=dict(settings.headers),
+            timeout=settings.export_timeout,
+        )
+        out.append(OtlpDestination(exporter, resource=resource, scope=scope))
+    return out
 
 
 def role_telemetry(
@@ -51,15 +101,16 @@ def role_telemetry(
     instance_id: str = "",
     resource_attributes: Mapping[str, str] | None = None,
     prometheus: bool = False,
+    store: TelemetryStore | None = None,
 ) -> RoleTelemetry:
     """Providers, hop tracer and metrics of ``role`` as ``settings`` say.
 
     With ``prometheus`` the role's metrics are also rendered for a ``/metrics``
     endpoint (:attr:`RoleTelemetry.prometheus`). Metrics are recorded only
-    when something reads them: the Prometheus reader or an OTLP collector.
+    when something reads them: the Prometheus endpoint or an OTLP collector.
+    With ``store`` (a role of the platform process) hop spans go straight
+    into it instead of through the embedded receiver.
     """
-    reader = PrometheusReader() if prometheus and settings.enabled else None
-    readers: Sequence[PrometheusReader] = (reader,) if reader is not None else ()
     providers = build_providers(
         settings,
         role=role,
@@ -67,16 +118,38 @@ def role_telemetry(
         service_name=service_name,
         instance_id=instance_id,
         resource_attributes=resource_attributes,
-        metric_readers=readers,
     )
-    tracer = (
-        HopTracer(providers.tracer(f"kubefox.{role}"), ratio=settings.sampling_ratio)
-        if settings.enabled and settings.traces
-        else None
+    scope = f"kubefox.{role}"
+    tracer: HopTracer | None = None
+    if settings.enabled and settings.traces:
+        destinations = _span_destinations(settings, providers.resource, scope, store)
+        if destinations:
+            batcher = SpanBatcher(destinations)
+            providers.extras.append(batcher)
+            tracer = HopTracer(batcher, ratio=settings.sampling_ratio)
+    exported = settings.enabled and settings.metrics and bool(settings.endpoint)
+    metrics: HopMetrics | None = None
+    if settings.enabled and (prometheus or exported):
+        metrics = HopMetrics(resource=providers.resource, scope=scope)
+        if exported:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            exporter = OTLPMetricExporter(
+                endpoint=f"{settings.endpoint.rstrip('/')}/v1/metrics",
+                headers=dict(settings.headers),
+                timeout=settings.export_timeout,
+            )
+            providers.extras.append(
+                MetricsExporter(metrics, exporter, interval=settings.metrics_interval)
+            )
+    return RoleTelemetry(
+        providers=providers,
+        tracer=tracer,
+        metrics=metrics,
+        prometheus=metrics if prometheus else None,
     )
-    measured = settings.enabled and (reader is not None or (settings.metrics and settings.endpoint))
-    metrics = HopMetrics(providers.meter(f"kubefox.{role}")) if measured else None
-    return RoleTelemetry(providers=providers, tracer=tracer, metrics=metrics, prometheus=reader)
 
 
 def component_telemetry(

@@ -9,6 +9,10 @@ a power cut may lose the last moments of telemetry, never corrupt the file.
 Deleted rows free pages that later writes reuse, and ``auto_vacuum =
 INCREMENTAL`` hands them back to the file system after a prune, so the file
 stays near the retention's ``max_bytes`` of payload plus indexes.
+
+Spans are kept one row per written batch (:mod:`kubefox.telemetry._chunks`:
+why, and how queries find them); a file written by an earlier version, with
+a row per span, is converted when opened. Log records keep a row each.
 """
 
 # ruff: noqa: S608 - SQL text is built only from this module's constants; values are parameters
@@ -26,26 +30,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kubefox.core.errors import NotFoundError, UnavailableError
-from kubefox.telemetry import _sql
+from kubefox.telemetry import _chunks, _sql
 from kubefox.telemetry.protocol import LogQuery, Retention, check_limit
 from kubefox.telemetry.records import LogRecord, SpanRecord, Trace, check_trace_id
 
 _T = TypeVar("_T")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
+CREATE TABLE IF NOT EXISTS span_chunks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
-    name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-    status_code INTEGER NOT NULL, status_message TEXT NOT NULL, service TEXT NOT NULL,
-    event_id TEXT NOT NULL, app TEXT NOT NULL, component TEXT NOT NULL, ve TEXT NOT NULL,
-    attributes TEXT NOT NULL, resource TEXT NOT NULL, events TEXT NOT NULL, scope TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    UNIQUE (trace_id, span_id)
+    format INTEGER NOT NULL, count INTEGER NOT NULL, size INTEGER NOT NULL,
+    min_start INTEGER NOT NULL, max_start INTEGER NOT NULL,
+    root_start INTEGER, root_trace TEXT,
+    last_start INTEGER NOT NULL, last_trace TEXT NOT NULL,
+    data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS spans_event ON spans (event_id) WHERE event_id != '';
-CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_ns) WHERE parent_span_id = '';
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS span_keys (
+    seq INTEGER PRIMARY KEY, traces TEXT NOT NULL, events TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ns INTEGER NOT NULL, severity_number INTEGER NOT NULL, severity_text TEXT NOT NULL,
@@ -58,10 +60,23 @@ CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id) WHERE trace_id != '';
 CREATE INDEX IF NOT EXISTS logs_app ON logs (app, component, time_ns);
 """
 
-_INSERT_SPAN = (
-    f"INSERT OR IGNORE INTO spans ({', '.join(_sql.SPAN_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_sql.SPAN_COLUMNS))})"
+_INSERT_CHUNK = (
+    "INSERT INTO span_chunks (format, count, size, min_start, max_start, root_start, "
+    "root_trace, last_start, last_trace, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_UPDATE_CHUNK = (
+    "UPDATE span_chunks SET format = ?, count = ?, size = ?, min_start = ?, max_start = ?, "
+    "root_start = ?, root_trace = ?, last_start = ?, last_trace = ?, data = ? WHERE seq = ?"
+)
+_CHUNKS_OF_TRACE = (
+    "SELECT c.data, c.format FROM span_keys k JOIN span_chunks c ON c.seq = k.seq "
+    "WHERE instr(k.traces, ?) > 0 ORDER BY k.seq"
+)
+_CHUNKS_OF_EVENT = (
+    "SELECT c.data, c.format FROM span_keys k JOIN span_chunks c ON c.seq = k.seq "
+    "WHERE instr(k.events, ?) > 0 ORDER BY k.seq"
+)
+_MIGRATE_BATCH = 5000
 _INSERT_LOG = (
     f"INSERT INTO logs ({', '.join(_sql.LOG_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_sql.LOG_COLUMNS))})"
@@ -142,6 +157,11 @@ class SQLiteTelemetryStore:
             poll_interval=poll_interval,
             clock=clock,
         )
+        try:
+            await store._run(store._migrate)
+        except UnavailableError:
+            await store.aclose()
+            raise
         await store.prune()
         return store
 
@@ -171,6 +191,35 @@ class SQLiteTelemetryStore:
             raise
         db.execute("COMMIT")
 
+    def _insert_chunk(self, row: _chunks.ChunkRow) -> None:
+        db = self._db
+        seq = db.execute(
+            _INSERT_CHUNK,
+            (
+                row.format,
+                row.count,
+                row.size,
+                row.min_start,
+                row.max_start,
+                row.root_start,
+                row.root_trace,
+                row.last_start,
+                row.last_trace,
+                row.data,
+            ),
+        ).lastrowid
+        db.execute("INSERT INTO span_keys VALUES (?, ?, ?)", (seq, row.traces, row.events))
+
+    def _write_chunk(self, row: _chunks.ChunkRow) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_chunk(row)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     async def _after_write(self, count: int) -> None:
         if self._pacer.due_after(count, self.retention):
             await self.prune()
@@ -182,9 +231,16 @@ class SQLiteTelemetryStore:
         self._check_open()
         if not spans:
             return
-        rows = [_sql.span_row(span) for span in spans]
-        await self._run(self._write, _INSERT_SPAN, rows)
-        await self._after_write(len(rows))
+        resources, entries = _chunks.entries_of(spans)
+        row = _chunks.chunk_row(resources, entries)
+        await self._run(self._write_chunk, row)
+        await self._after_write(len(entries))
+
+    async def put_chunk(self, row: _chunks.ChunkRow) -> None:
+        """Keep a chunk a component built (:func:`kubefox.telemetry._chunks.pack`) as it is."""
+        self._check_open()
+        await self._run(self._write_chunk, row)
+        await self._after_write(row.count)
 
     async def put_logs(self, records: Sequence[LogRecord]) -> None:
         """Keep ``records``; each gets a new ``seq``."""
@@ -197,10 +253,12 @@ class SQLiteTelemetryStore:
         await self._after_write(len(rows))
 
     def _select_trace(self, trace_id: str) -> list[SpanRecord]:
-        cursor = self._db.execute(
-            f"SELECT {_sql.SPAN_SELECT} FROM spans WHERE trace_id = ?", (trace_id,)
-        )
-        return [_sql.span_from_row(row) for row in cursor.fetchall()]
+        cursor = self._db.execute(_CHUNKS_OF_TRACE, (trace_id,))
+        return _chunks.spans_of_trace(((row[0], row[1]) for row in cursor), trace_id)
+
+    def _trace_of_event(self, event_id: str) -> str | None:
+        cursor = self._db.execute(_CHUNKS_OF_EVENT, (_chunks.SEP + event_id + _chunks.SEP,))
+        return _chunks.latest_trace_of_event(((row[0], row[1]) for row in cursor), event_id)
 
     async def trace(self, trace_id: str) -> Trace:
         """Every kept span of ``trace_id``; ``NotFoundError`` if there is none."""
@@ -216,23 +274,19 @@ class SQLiteTelemetryStore:
 
     async def trace_for_event(self, event_id: str) -> Trace:
         """The trace holding a span of event ``event_id``; ``NotFoundError`` if none."""
-        trace_id = await self._run(
-            self._scalar,
-            "SELECT trace_id FROM spans WHERE event_id = ? ORDER BY start_ns DESC LIMIT 1",
-            (event_id,),
-        )
+        trace_id = await self._run(self._trace_of_event, event_id) if event_id else None
         if trace_id is None:
             raise NotFoundError(f"no trace holds event {event_id}", event_id=event_id)
         return await self.trace(trace_id)
 
     def _last_trace_id(self) -> str | None:
         found = self._scalar(
-            "SELECT trace_id FROM spans WHERE parent_span_id = '' "
-            "ORDER BY start_ns DESC, seq DESC LIMIT 1"
+            "SELECT root_trace FROM span_chunks WHERE root_trace IS NOT NULL "
+            "ORDER BY root_start DESC, seq DESC LIMIT 1"
         )
         if found is None:
             found = self._scalar(
-                "SELECT trace_id FROM spans ORDER BY start_ns DESC, seq DESC LIMIT 1"
+                "SELECT last_trace FROM span_chunks ORDER BY last_start DESC, seq DESC LIMIT 1"
             )
         return None if found is None else str(found)
 
@@ -304,23 +358,24 @@ class SQLiteTelemetryStore:
         cutoff = now_ns - int(retention.max_age * 1e9)
         db.execute("BEGIN IMMEDIATE")
         try:
-            deleted = db.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
+            deleted = self._prune_spans_by_age(cutoff)
             deleted += db.execute("DELETE FROM logs WHERE time_ns < ?", (cutoff,)).rowcount
-            for table, keep in (("spans", retention.max_spans), ("logs", retention.max_logs)):
-                deleted += db.execute(
-                    f"DELETE FROM {table} WHERE seq <= "
-                    f"(SELECT seq FROM {table} ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (keep,),
-                ).rowcount
-            span_bytes = int(self._scalar("SELECT COALESCE(SUM(size), 0) FROM spans"))
+            deleted += self._keep_newest_spans(retention.max_spans, by_bytes=False)
+            deleted += db.execute(
+                "DELETE FROM logs WHERE seq <= "
+                "(SELECT seq FROM logs ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (retention.max_logs,),
+            ).rowcount
+            span_bytes = int(self._scalar("SELECT COALESCE(SUM(size), 0) FROM span_chunks"))
             log_bytes = int(self._scalar("SELECT COALESCE(SUM(size), 0) FROM logs"))
             targets = _sql.byte_targets(span_bytes, log_bytes, retention.max_bytes)
             if targets is not None:
-                for table, budget in zip(("spans", "logs"), targets, strict=True):
-                    deleted += db.execute(
-                        f"DELETE FROM {table} WHERE seq <= ({_boundary_by_bytes(table)})",
-                        (budget,),
-                    ).rowcount
+                span_budget, log_budget = targets
+                deleted += self._keep_newest_spans(span_budget, by_bytes=True)
+                deleted += db.execute(
+                    f"DELETE FROM logs WHERE seq <= ({_boundary_by_bytes('logs')})",
+                    (log_budget,),
+                ).rowcount
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -328,6 +383,110 @@ class SQLiteTelemetryStore:
         if deleted:
             db.execute("PRAGMA incremental_vacuum")
         return deleted
+
+    def _drop_chunks(self, seqs: list[int]) -> None:
+        for table in ("span_chunks", "span_keys"):
+            self._db.executemany(f"DELETE FROM {table} WHERE seq = ?", [(seq,) for seq in seqs])
+
+    def _rewrite_chunk(
+        self, seq: int, data: str, fmt: int, keep: Callable[[int, _chunks.Entry], bool]
+    ) -> int:
+        """Keep only the entries of chunk ``seq`` that ``keep(index, entry)``; how many went.
+
+        The rewritten chunk is in the :data:`~kubefox.telemetry._chunks.ENTRIES` format.
+        """
+        try:
+            resources, entries = _chunks.decode(data, fmt)
+        except (ValueError, TypeError):  # msgspec.DecodeError is a ValueError
+            self._drop_chunks([seq])  # unreadable (a component's bad chunk): nothing to keep
+            return 0
+        kept = [entry for index, entry in enumerate(entries) if keep(index, entry)]
+        if not kept:
+            self._drop_chunks([seq])
+            return len(entries)
+        row = _chunks.chunk_row(resources, kept)
+        self._db.execute(
+            _UPDATE_CHUNK,
+            (
+                row.format,
+                row.count,
+                row.size,
+                row.min_start,
+                row.max_start,
+                row.root_start,
+                row.root_trace,
+                row.last_start,
+                row.last_trace,
+                row.data,
+                seq,
+            ),
+        )
+        self._db.execute(
+            "UPDATE span_keys SET traces = ?, events = ? WHERE seq = ?",
+            (row.traces, row.events, seq),
+        )
+        return len(entries) - len(kept)
+
+    def _prune_spans_by_age(self, cutoff: int) -> int:
+        db = self._db
+        gone = db.execute(
+            "SELECT seq, count FROM span_chunks WHERE max_start < ? AND last_start < ?",
+            (cutoff, cutoff),
+        ).fetchall()
+        self._drop_chunks([seq for seq, _ in gone])
+        deleted = int(sum(count for _, count in gone))
+        straddling = db.execute(
+            "SELECT seq, data, format FROM span_chunks WHERE min_start < ?", (cutoff,)
+        ).fetchall()
+        for seq, data, fmt in straddling:
+            deleted += self._rewrite_chunk(
+                seq, data, fmt, lambda _, entry: entry[_chunks.START] >= cutoff
+            )
+        return deleted
+
+    def _keep_newest_spans(self, budget: int, *, by_bytes: bool) -> int:
+        """Delete the oldest stored spans until the newest fit ``budget`` spans or bytes."""
+        column = "size" if by_bytes else "count"
+        rows: list[tuple[int, int, int]] = self._db.execute(
+            f"SELECT seq, count, {column} FROM span_chunks ORDER BY seq DESC"
+        ).fetchall()
+        total = 0
+        for position, (seq, count, amount) in enumerate(rows):
+            if total + amount <= budget:
+                total += amount
+                continue
+            # this chunk straddles the budget: keep its newest spans that fit, drop the older
+            per = amount / count if count else 0
+            fit = int((budget - total) // per) if per else count
+            older = [s for s, _, _ in rows[position + 1 :]]
+            self._drop_chunks(older)
+            deleted = int(sum(c for _, c, _ in rows[position + 1 :]))
+            if fit <= 0:
+                self._drop_chunks([seq])
+                return deleted + count
+            data, fmt = self._db.execute(
+                "SELECT data, format FROM span_chunks WHERE seq = ?", (seq,)
+            ).fetchone()
+            first_kept = count - fit
+            return deleted + self._rewrite_chunk(seq, str(data), int(fmt), _from_index(first_kept))
+        return 0
+
+    def _migrate(self) -> None:
+        """Convert a file with a row per span (an earlier version's) to chunks, then drop it."""
+        db = self._db
+        if self._scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'spans'"):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(f"SELECT {_sql.SPAN_SELECT} FROM spans ORDER BY seq")
+                while batch := cursor.fetchmany(_MIGRATE_BATCH):
+                    records = [_sql.span_from_row(row) for row in batch]
+                    resources, entries = _chunks.entries_of(records)
+                    self._insert_chunk(_chunks.chunk_row(resources, entries))
+                db.execute("DROP TABLE spans")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     async def prune(self) -> int:
         """Enforce the retention now; return how many records were deleted."""
@@ -345,6 +504,15 @@ class SQLiteTelemetryStore:
             await loop.run_in_executor(self._executor, self._db.close)
         finally:
             self._executor.shutdown(wait=False)
+
+
+def _from_index(first: int) -> Callable[[int, _chunks.Entry], bool]:
+    """Keeps the entries from index ``first`` on."""
+
+    def keep(index: int, _: _chunks.Entry) -> bool:
+        return index >= first
+
+    return keep
 
 
 def _connect(path: str) -> sqlite3.Connection:

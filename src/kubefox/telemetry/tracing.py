@@ -2,8 +2,8 @@
 
 Every hop of a request (httpsrv, the broker, a component's handler and each
 of its calls) starts its span through a :class:`HopTracer`. The decision
-whether to record is taken here, before the OpenTelemetry SDK is asked, so an
-unsampled request builds no span object, no context and no attribute dict:
+whether to record is taken first, so an unsampled request builds no span
+object, no context and no attribute dict:
 
 * a hop with a parent follows the parent's sampled flag (W3C ``traceparent``
   on HTTP, the event's ``parent_span`` inside the platform);
@@ -11,40 +11,55 @@ unsampled request builds no span object, no context and no attribute dict:
 * only a hop allowed to start a trace (httpsrv) samples a new one, at the
   platform's ratio.
 
-Across processes the trace context travels in :class:`kubefox.core.events.SpanContext`
-(raw trace and span id bytes and the W3C flags): :func:`event_span` makes it
-from a span, :func:`remote_parent` makes the SDK context from it.
-
-Needs the ``otel`` extra; the Kit imports this module only when its
-component has telemetry on.
+A recorded hop is a :class:`~kubefox.telemetry.spans.HopSpan` handed, once
+ended, to a :class:`~kubefox.telemetry.export.SpanBatcher` (anything with an
+``add(span)`` method): the OpenTelemetry SDK is not on this path (see
+:mod:`kubefox.telemetry.spans` for why). Across processes the trace context
+travels in :class:`kubefox.core.events.SpanContext` (raw trace and span id
+bytes and the W3C flags), on HTTP as ``traceparent``.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
-
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, TraceFlags
-from opentelemetry.trace import SpanContext as OtelSpanContext
-from opentelemetry.trace.status import Status, StatusCode
+import time
+from typing import Any, Protocol
 
 from kubefox.core.events import Event, SpanContext
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.records import SpanKind, StatusCode
+from kubefox.telemetry.spans import SAMPLED, HopSpan, ids
 
-#: The W3C ``sampled`` trace flag.
-SAMPLED = 0x01
+__all__ = [
+    "SAMPLED",
+    "HopSpan",
+    "HopTracer",
+    "SpanSink",
+    "end_span",
+    "event_attributes",
+    "event_span",
+    "format_traceparent",
+    "is_sampled",
+    "log_ids",
+    "parse_traceparent",
+]
 
 _HEX = frozenset("0123456789abcdef")
 _KINDS = {
-    "internal": SpanKind.INTERNAL,
-    "server": SpanKind.SERVER,
-    "client": SpanKind.CLIENT,
-    "producer": SpanKind.PRODUCER,
-    "consumer": SpanKind.CONSUMER,
+    "internal": int(SpanKind.INTERNAL),
+    "server": int(SpanKind.SERVER),
+    "client": int(SpanKind.CLIENT),
+    "producer": int(SpanKind.PRODUCER),
+    "consumer": int(SpanKind.CONSUMER),
 }
+_ERROR = int(StatusCode.ERROR)
+
+
+class SpanSink(Protocol):
+    """Takes ended spans (a :class:`~kubefox.telemetry.export.SpanBatcher`, a test's list)."""
+
+    def add(self, span: HopSpan) -> None:
+        """Keep or send ``span``; called on the hot path, must not block."""
 
 
 def is_sampled(span: SpanContext | None) -> bool:
@@ -77,25 +92,9 @@ def format_traceparent(span: SpanContext) -> str:
     return f"00-{span.trace_id.hex()}-{span.span_id.hex()}-{span.flags & 0xFF:02x}"
 
 
-def event_span(span: Span) -> SpanContext:
+def event_span(span: HopSpan) -> SpanContext:
     """The trace context to put in an event's ``parent_span``: ``span``'s own."""
-    context = span.get_span_context()
-    return SpanContext(
-        trace_id=context.trace_id.to_bytes(16, "big"),
-        span_id=context.span_id.to_bytes(8, "big"),
-        flags=int(context.trace_flags),
-    )
-
-
-def remote_parent(span: SpanContext) -> Context:
-    """The SDK context whose current span is the remote ``span`` (an event's ``parent_span``)."""
-    parent = OtelSpanContext(
-        trace_id=int.from_bytes(span.trace_id, "big"),
-        span_id=int.from_bytes(span.span_id, "big"),
-        is_remote=True,
-        trace_flags=TraceFlags(span.flags & 0xFF),
-    )
-    return trace.set_span_in_context(NonRecordingSpan(parent))
+    return span.context
 
 
 def log_ids(span: SpanContext | None) -> dict[str, str]:
@@ -133,33 +132,33 @@ def event_attributes(event: Event) -> dict[str, Any]:
     return values
 
 
-def end_span(span: Span, *, status_code: int = 0, error: BaseException | None = None) -> None:
-    """End ``span`` with the HTTP status of the answer and, if it failed, the error."""
+def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:
+    """Set the HTTP status of the answer and, if it failed, the error (the span is not sent)."""
     if status_code:
-        span.set_attribute(attr.HTTP_STATUS_CODE, status_code)
+        span.attributes[attr.HTTP_STATUS_CODE] = status_code
     if error is not None:
         code = getattr(error, "code", None)
         if isinstance(code, int):
-            span.set_attribute(attr.ERROR_CODE, code)
+            span.attributes[attr.ERROR_CODE] = code
         span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_status(_ERROR, str(error))
     elif status_code >= 500:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end()
+        span.status_code = _ERROR
+    span.end_ns = time.time_ns()
 
 
 class HopTracer:
     """Starts the spans of one role, deciding first whether anything is recorded at all.
 
     Args:
-        tracer: the SDK tracer of the role (``providers.tracer("kubefox.<role>")``).
+        sink: where ended spans go (the role's :class:`~kubefox.telemetry.export.SpanBatcher`).
         ratio: the share of new traces sampled (httpsrv only starts traces).
     """
 
-    __slots__ = ("_random", "_tracer", "ratio")
+    __slots__ = ("_random", "ratio", "sink")
 
-    def __init__(self, tracer: trace.Tracer, *, ratio: float = 1.0) -> None:
-        self._tracer = tracer
+    def __init__(self, sink: SpanSink, *, ratio: float = 1.0) -> None:
+        self.sink = sink
         self._random = random.Random()  # noqa: S311 - sampling, not secrecy
         self.ratio = ratio
 
@@ -180,27 +179,40 @@ class HopTracer:
         *,
         parent: SpanContext | None,
         kind: str = "internal",
-        attributes: Mapping[str, Any] | None = None,
+        attributes: dict[str, Any] | None = None,
         force: bool = False,
         start_time: int | None = None,
-    ) -> Span:
-        """A recording span (call :meth:`wants` first); ``parent`` may be remote."""
-        context = remote_parent(parent) if parent is not None and parent.trace_id else None
-        values = dict(attributes) if attributes else {}
-        if force or context is None:
-            # wants() decided already; the SDK's sampler must agree (its own ratio
-            # draw would differ for a new trace).
-            values[attr.SAMPLE] = True
-        return self._tracer.start_span(
-            name, context=context, kind=_KINDS[kind], attributes=values, start_time=start_time
+    ) -> HopSpan:
+        """A recording span (call :meth:`wants` first); ``parent`` may be remote.
+
+        Under a parent the span continues the parent's trace (even an unsampled
+        one when forced); without one it starts a new trace. The span keeps
+        the ``attributes`` dict it is given (a fresh one per span: no copy).
+        """
+        if parent is not None and len(parent.trace_id) == 16:
+            trace_id = parent.trace_id
+            parent_id = parent.span_id
+        else:
+            trace_id = ids.take(16)
+            parent_id = b""
+        return HopSpan(
+            trace_id=trace_id,
+            span_id=ids.take(8),
+            parent_span_id=parent_id,
+            name=name,
+            kind=_KINDS[kind],
+            start_ns=time.time_ns() if start_time is None else start_time,
+            attributes=attributes if attributes is not None else {},
         )
 
     @staticmethod
-    def context_of(span: Span) -> SpanContext:
+    def context_of(span: HopSpan) -> SpanContext:
         """The trace context to send on in an event's ``parent_span`` (see :func:`event_span`)."""
-        return event_span(span)
+        return span.context
 
-    @staticmethod
-    def end(span: Span, *, status_code: int = 0, error: BaseException | None = None) -> None:
-        """End ``span`` (see :func:`end_span`)."""
+    def end(
+        self, span: HopSpan, *, status_code: int = 0, error: BaseException | None = None
+    ) -> None:
+        """End ``span`` (see :func:`end_span`) and hand it to the sink."""
         end_span(span, status_code=status_code, error=error)
+        self.sink.add(span)

@@ -6,8 +6,10 @@ import gzip
 import json
 import zlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
+import msgspec
 import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +17,10 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from kubefox.telemetry import SpanKind, StatusCode
+from kubefox.telemetry import SpanKind, SpanRecord, StatusCode, TelemetryStore
+from kubefox.telemetry._chunks import pack, unpack
 from kubefox.telemetry.receiver import OtlpReceiver
+from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan
 from kubefox.telemetry.sqlite import SQLiteTelemetryStore
 from tests.unit.telemetry.otlp_messages import (
     CHILD_ID,
@@ -319,3 +323,123 @@ async def test_no_json_document_is_ever_a_500(client: httpx.AsyncClient, documen
     response = await client.post("/v1/traces", content=json.dumps(document), headers=JSON)
 
     assert response.status_code in (200, 400)
+
+
+# -- packed hop spans (kubefox components) ----------------------------------------------------
+
+
+def _hop(n: int, *, parent: bytes = b"", trace: bytes = bytes(range(1, 17))) -> HopSpan:
+    return HopSpan(
+        trace_id=trace,
+        span_id=n.to_bytes(8, "big"),
+        parent_span_id=parent,
+        name=f"hop {n}",
+        kind=int(SpanKind.SERVER),
+        start_ns=1_700_000_000_000_000_000 + n,
+        end_ns=1_700_000_000_000_000_000 + 10 * n,
+        attributes={"kubefox.event.id": f"ev-{n}", "http.response.status_code": 200},
+    )
+
+
+async def test_packed_hop_spans_are_stored_as_the_same_records(
+    client: httpx.AsyncClient, store: SQLiteTelemetryStore
+) -> None:
+    """A component's msgpack batch lands in the store: ids, tree, resource, scope, events."""
+    failed = _hop(2, parent=(1).to_bytes(8, "big"))
+    failed.record_exception(ValueError("boom"))
+    failed.set_status(int(StatusCode.ERROR), "boom")
+    body = pack(
+        {"service.name": "hello-world-backend-0123456"},
+        "kubefox.component",
+        [
+            _hop(1),
+            failed,
+        ],
+    )
+
+    answer = await client.post(
+        PACKED_PATH, content=body, headers={"content-type": PACKED_MEDIA_TYPE}
+    )
+
+    assert answer.status_code == 200
+    trace = await store.trace_for_event("ev-2")
+    root, child = trace.spans
+    assert trace.trace_id == bytes(range(1, 17)).hex()
+    assert (root.span_id, root.parent_span_id) == ((1).to_bytes(8, "big").hex(), "")
+    assert child.parent_span_id == root.span_id
+    assert child.status_code == StatusCode.ERROR
+    assert child.status_message == "boom"
+    assert [event.name for event in child.events] == ["exception"]
+    assert child.service == "hello-world-backend-0123456"
+    assert child.scope == "kubefox.component"
+    assert child.attributes["http.response.status_code"] == 200
+
+
+async def test_packed_spans_with_impossible_ids_are_left_out_not_failed(
+    client: httpx.AsyncClient, store: SQLiteTelemetryStore
+) -> None:
+    """A zero trace id or a short span id is dropped; the rest of the batch is kept."""
+    body = pack({}, "s", [_hop(1), _hop(2, trace=bytes(16)), _hop(3, trace=b"short")])
+
+    answer = await client.post(
+        PACKED_PATH, content=body, headers={"content-type": PACKED_MEDIA_TYPE}
+    )
+
+    assert answer.status_code == 200
+    assert [s.name for s in (await store.trace(bytes(range(1, 17)).hex())).spans] == ["hop 1"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        (PACKED_MEDIA_TYPE, b"\x93not a batch", 400),
+        (PACKED_MEDIA_TYPE, b"", 400),
+        ("application/x-protobuf", b"", 415),
+    ],
+)
+async def test_a_bad_packed_batch_is_refused_never_a_500(
+    client: httpx.AsyncClient, content_type: str, body: bytes, status: int
+) -> None:
+    """Garbage is 400, another media type on the packed path 415."""
+    answer = await client.post(PACKED_PATH, content=body, headers={"content-type": content_type})
+
+    assert answer.status_code == status
+
+
+async def test_a_component_s_unreadable_chunk_is_skipped_when_read(
+    client: httpx.AsyncClient, store: SQLiteTelemetryStore
+) -> None:
+    """The receiver keeps a chunk as it came; one that does not decode spoils no query."""
+    trace = bytes(range(1, 17))
+    good = unpack(pack({}, "s", [_hop(1)]))
+    bad = msgspec.structs.replace(good, data="[not json")
+    for row in (bad, good):
+        answer = await client.post(
+            PACKED_PATH,
+            content=msgspec.msgpack.encode(row),
+            headers={"content-type": PACKED_MEDIA_TYPE},
+        )
+        assert answer.status_code == 200
+
+    assert [s.name for s in (await store.trace(trace.hex())).spans] == ["hop 1"]
+    assert (await store.trace_for_event("ev-1")).trace_id == trace.hex()
+
+
+async def test_a_store_without_chunks_gets_the_component_s_spans_as_records() -> None:
+    """A store that only takes records (PostgreSQL) gets the decoded, checked spans."""
+    kept: list[SpanRecord] = []
+
+    class Records:
+        async def put_spans(self, spans: list[SpanRecord]) -> None:
+            kept.extend(spans)
+
+    body = pack({"service.name": "svc"}, "s", [_hop(1), _hop(2, trace=bytes(16))])
+    receiver = OtlpReceiver(cast("TelemetryStore", Records()))  # only put_spans is used
+    transport = httpx.ASGITransport(app=receiver)
+    async with httpx.AsyncClient(transport=transport, base_url="http://otlp") as records:
+        answer = await records.post(
+            PACKED_PATH, content=body, headers={"content-type": PACKED_MEDIA_TYPE}
+        )
+
+    assert answer.status_code == 200
+    assert [(s.name, s.service, s.event_id) for s in kept] == [("hop 1", "svc", "ev-1")]

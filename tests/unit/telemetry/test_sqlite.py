@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.contracts.telemetry_store import (
     log,
     next_record,
     span,
+    span_id,
 )
 
 
@@ -115,3 +117,53 @@ async def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> N
 
     with pytest.raises(UnavailableError, match=r"telemetry\.db"):
         await SQLiteTelemetryStore.open(path)
+
+
+_ROW_PER_SPAN_SCHEMA = """
+CREATE TABLE spans (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
+    name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    status_code INTEGER NOT NULL, status_message TEXT NOT NULL, service TEXT NOT NULL,
+    event_id TEXT NOT NULL, app TEXT NOT NULL, component TEXT NOT NULL, ve TEXT NOT NULL,
+    attributes TEXT NOT NULL, resource TEXT NOT NULL, events TEXT NOT NULL, scope TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    UNIQUE (trace_id, span_id)
+);
+"""
+
+
+async def test_a_file_with_a_row_per_span_is_converted_when_opened(tmp_path: Path) -> None:
+    """Spans an earlier version kept one row each are found after an upgrade; the table goes."""
+    from kubefox.telemetry import _sql
+    from kubefox.telemetry.records import SpanEvent
+
+    path = tmp_path / "old.db"
+    old = [
+        span(TRACE_A, 1, attrs={"kubefox.event.id": "ev-old"}),
+        span(TRACE_A, 2, parent=1, error="late"),
+    ]
+    old[1] = dataclasses.replace(old[1], events=(SpanEvent(name="exception", time_ns=5),))
+    columns = ", ".join(_sql.SPAN_COLUMNS)
+    marks = ", ".join("?" * len(_sql.SPAN_COLUMNS))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(_ROW_PER_SPAN_SCHEMA)
+        db.executemany(
+            f"INSERT INTO spans ({columns}) VALUES ({marks})",  # noqa: S608 - constants only
+            [_sql.span_row(s) for s in old],
+        )
+        db.commit()
+
+    store = await SQLiteTelemetryStore.open(path)
+    try:
+        trace = await store.trace_for_event("ev-old")
+        await store.put_spans([span(TRACE_A, 3, parent=1)])
+        again = await store.trace(TRACE_A)
+    finally:
+        await store.aclose()
+
+    assert trace.spans == tuple(old)
+    assert [s.span_id for s in again.spans] == [span_id(1), span_id(2), span_id(3)]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "spans" not in tables

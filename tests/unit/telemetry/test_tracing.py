@@ -6,9 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kubefox.core.events import (
     Category,
@@ -18,8 +15,9 @@ from kubefox.core.events import (
     SpanContext,
 )
 from kubefox.telemetry import attributes as attr
-from kubefox.telemetry.providers import KubeFoxSampler
+from kubefox.telemetry.records import SpanKind, StatusCode
 from kubefox.telemetry.tracing import (
+    HopSpan,
     HopTracer,
     event_attributes,
     event_span,
@@ -32,11 +30,22 @@ SAMPLED = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), 
 UNSAMPLED = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), flags=0)
 
 
-def _tracer(ratio: float = 1.0) -> tuple[HopTracer, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=KubeFoxSampler(ratio))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return HopTracer(provider.get_tracer("test"), ratio=ratio), exporter
+class Ended:
+    """A sink keeping the ended spans in order."""
+
+    def __init__(self) -> None:
+        self.spans: list[HopSpan] = []
+
+    def add(self, span: HopSpan) -> None:
+        self.spans.append(span)
+
+    def get_finished_spans(self) -> list[HopSpan]:
+        return self.spans
+
+
+def _tracer(ratio: float = 1.0) -> tuple[HopTracer, Ended]:
+    ended = Ended()
+    return HopTracer(ended, ratio=ratio), ended
 
 
 @pytest.mark.parametrize(
@@ -66,14 +75,16 @@ def test_a_span_under_an_event_parent_continues_its_trace() -> None:
     carried = event_span(span)
     tracer.end(span, status_code=200)
     (finished,) = exporter.get_finished_spans()
-    assert finished.parent is not None
-    assert finished.parent.span_id == int.from_bytes(SAMPLED.span_id, "big")
-    assert finished.context.trace_id == int.from_bytes(SAMPLED.trace_id, "big")
+    assert finished.parent_span_id == SAMPLED.span_id
+    assert finished.trace_id == SAMPLED.trace_id
+    assert finished.kind == SpanKind.SERVER
     assert carried.trace_id == SAMPLED.trace_id
-    assert carried.span_id == finished.context.span_id.to_bytes(8, "big")
+    assert carried.span_id == finished.span_id
+    assert len(finished.span_id) == 8
+    assert finished.span_id != SAMPLED.span_id
     assert is_sampled(carried)
-    assert finished.attributes is not None
-    assert finished.attributes[attr.HTTP_STATUS_CODE] == 200
+    assert finished.attributes == {"a": 1, attr.HTTP_STATUS_CODE: 200}
+    assert 0 < finished.start_ns <= finished.end_ns
 
 
 def test_a_forced_span_is_recorded_under_an_unsampled_parent_and_at_ratio_zero() -> None:
@@ -81,7 +92,24 @@ def test_a_forced_span_is_recorded_under_an_unsampled_parent_and_at_ratio_zero()
     tracer, exporter = _tracer(0.0)
     tracer.end(tracer.start("forced", parent=UNSAMPLED, force=True))
     tracer.end(tracer.start("root", parent=None, force=True))
-    assert [s.name for s in exporter.get_finished_spans()] == ["forced", "root"]
+    forced, root = exporter.get_finished_spans()
+    assert [forced.name, root.name] == ["forced", "root"]
+    assert forced.trace_id == UNSAMPLED.trace_id  # kf-sample keeps the caller's trace
+    assert root.parent_span_id == b""
+    assert len(root.trace_id) == 16
+    assert root.trace_id != forced.trace_id
+
+
+def test_new_ids_are_random_and_never_zero() -> None:
+    """Ids come from OS randomness in batches: many spans, no repeated or all-zero id."""
+    tracer, ended = _tracer()
+    for _ in range(5000):
+        tracer.end(tracer.start("root", parent=None))
+    trace_ids = {span.trace_id for span in ended.spans}
+    span_ids = {span.span_id for span in ended.spans}
+    assert len(trace_ids) == len(span_ids) == 5000
+    assert bytes(16) not in trace_ids
+    assert bytes(8) not in span_ids
 
 
 def test_a_failed_hop_records_the_error() -> None:
@@ -91,10 +119,11 @@ def test_a_failed_hop_records_the_error() -> None:
     tracer, exporter = _tracer()
     tracer.end(tracer.start("hop", parent=SAMPLED), status_code=404, error=NotFoundError("gone"))
     (finished,) = exporter.get_finished_spans()
-    assert finished.status.status_code.name == "ERROR"
-    assert finished.attributes is not None
+    assert finished.status_code == StatusCode.ERROR
+    assert finished.status_message == str(NotFoundError("gone"))
     assert finished.attributes[attr.ERROR_CODE] == NotFoundError.code
-    assert [e.name for e in finished.events] == ["exception"]
+    assert [name for name, _, _ in finished.events] == ["exception"]
+    assert finished.events[0][2]["exception.message"] == str(NotFoundError("gone"))
 
 
 def test_traceparent_round_trips_and_rejects_malformed_headers() -> None:

@@ -1,0 +1,346 @@
+"""How the SQLite store keeps spans: one row per written batch (a *chunk*), not per span.
+
+A row per span cost about 20 µs of SQLite per span on our machines (a 1 kB
+row, a unique index on random trace and span ids, the event index, the time
+indexes; ``docs/benchmarks.md``), which at 100 % sampling was most of what
+tracing cost the platform. A chunk is one JSON document holding a batch's
+spans (each distinct resource once) plus what queries need to find it:
+
+* the trace ids and event ids of its spans as plain text, searched with
+  ``instr()`` (a scan of a few bytes per span, far cheaper than keeping two
+  random-key B-trees; a match is confirmed after decoding);
+* its first and last start times, its latest root span and latest span (for
+  ``last_trace``), its span count and payload size (for retention).
+
+Two formats of ``data``: :data:`ENTRIES` (lists with hex ids, made from
+records) and :data:`HOPS` (hop spans as msgspec encodes them, ids in base64,
+made in one C call from :class:`~kubefox.telemetry.spans.HopSpan` lists). A
+component builds its :data:`HOPS` chunk itself and posts it (msgpack) to the
+platform's receiver, which stores it as it came: the platform does no work per
+component span. It cannot vouch for what a component wrote, so readers check
+every span as they decode it (impossible ids or times are left out, text is
+cleaned) and skip a chunk that does not decode; a component can only spoil
+its own telemetry.
+
+Retention still works span by span: a chunk that straddles a limit is
+rewritten without the spans that must go. A span sent twice is kept twice
+and returned once (the first stored wins), as the contract asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+
+from kubefox.core.errors import InvalidError
+from kubefox.telemetry import attributes as attr
+from kubefox.telemetry._sql import ROW_OVERHEAD, clean, decode_json, encode_json
+from kubefox.telemetry.records import SpanEvent, SpanKind, SpanRecord, StatusCode
+from kubefox.telemetry.spans import HopSpan
+
+log = structlog.get_logger(__name__)
+
+_MAX_NS = (1 << 63) - 1
+#: Separates event ids in a chunk's key text; never inside a cleaned id.
+SEP = "\x1f"
+
+# positions in a stored span entry
+TRACE, SPAN, PARENT, NAME, KIND, START, END, STATUS, MESSAGE, ATTRS, RESOURCE, EVENTS, SCOPE = (
+    range(13)
+)
+
+Entry = list[Any]
+
+#: ``data`` holds ``[resources, entries]``, entries as lists with hex ids.
+ENTRIES = 0
+#: ``data`` holds ``[resource, scope, hop spans]`` as msgspec encodes them.
+HOPS = 1
+
+
+class ChunkRow(msgspec.Struct, frozen=True, array_like=True):
+    """The column values of one chunk; also what a component posts (msgpack)."""
+
+    count: int
+    size: int
+    min_start: int
+    max_start: int
+    root_start: int | None
+    root_trace: str | None
+    last_start: int
+    last_trace: str
+    data: str
+    traces: str
+    events: str
+    format: int = ENTRIES
+
+
+_hops_decoder = msgspec.json.Decoder(tuple[dict[str, Any], str, list[HopSpan]])
+_row_encoder = msgspec.msgpack.Encoder()
+_row_decoder = msgspec.msgpack.Decoder(ChunkRow)
+
+
+def _check_ns(name: str, value: int) -> int:
+    if not 0 <= value <= _MAX_NS:
+        raise InvalidError(f"{name} must be a Unix time in nanoseconds", value=value)
+    return value
+
+
+def entries_of(spans: Sequence[SpanRecord]) -> tuple[list[dict[str, Any]], list[Entry]]:
+    """The resources (each distinct one once) and entries of ``spans``; checks the times."""
+    resources: list[dict[str, Any]] = []
+    seen: dict[int, int] = {}
+    entries: list[Entry] = []
+    for span in spans:
+        _check_ns("start_ns", span.start_ns)
+        _check_ns("end_ns", span.end_ns)
+        resource = span.resource
+        index = seen.get(id(resource))
+        if index is None:
+            index = seen[id(resource)] = len(resources)
+            resources.append(dict(resource))
+        entries.append(
+            [
+                span.trace_id.lower(),
+                span.span_id.lower(),
+                span.parent_span_id.lower(),
+                clean(span.name),
+                int(span.kind),
+                span.start_ns,
+                span.end_ns,
+                int(span.status_code),
+                clean(span.status_message),
+                span.attributes,
+                index,
+                [[clean(e.name), e.time_ns, e.attributes] for e in span.events]
+                if span.events
+                else [],
+                clean(span.scope),
+            ]
+        )
+    return resources, entries
+
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+def entries_of_hops(
+    spans: Sequence[HopSpan], resource: Mapping[str, Any], scope: str
+) -> tuple[list[dict[str, Any]], list[Entry], int]:
+    """Resources, entries and the count of spans left out (impossible ids or times).
+
+    The same entries as :func:`entries_of` on the spans' records, without
+    building the records: the platform's own spans and the packed batches of
+    components take this way into the store.
+    """
+    entries: list[Entry] = []
+    rejected = 0
+    scope = clean(scope)
+    for span in spans:
+        trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+        start, end = span.start_ns, span.end_ns
+        if (
+            len(trace_id) != 16
+            or len(span_id) != 8
+            or len(parent) not in (0, 8)
+            or trace_id == _ZERO_TRACE
+            or span_id == _ZERO_SPAN
+            or not 0 <= start <= _MAX_NS
+            or not 0 <= end <= _MAX_NS
+        ):
+            rejected += 1
+            continue
+        kind = span.kind if 0 <= span.kind <= 5 else 0
+        status = span.status_code if 0 <= span.status_code <= 2 else 0
+        entries.append(
+            [
+                trace_id.hex(),
+                span_id.hex(),
+                parent.hex(),
+                clean(span.name),
+                kind,
+                start,
+                end,
+                status,
+                clean(span.status_message),
+                span.attributes,
+                0,
+                [
+                    [clean(name), moment if 0 <= moment <= _MAX_NS else 0, values]
+                    for name, moment, values in span.events
+                ]
+                if span.events
+                else [],
+                scope,
+            ]
+        )
+    return [dict(resource)], entries, rejected
+
+
+def _event_id(entry: Entry) -> str:
+    value = entry[ATTRS].get(attr.EVENT_ID)
+    return clean(str(value)) if value is not None and value != "" else ""
+
+
+def chunk_row(resources: list[dict[str, Any]], entries: list[Entry]) -> ChunkRow:
+    """The row keeping ``entries`` (not empty)."""
+    data = encode_json([resources, entries])
+    root: Entry | None = None
+    last = entries[0]
+    low = high = last[START]
+    events: list[str] = []
+    for entry in entries:
+        start = entry[START]
+        low = min(low, start)
+        if start >= last[START]:
+            last = entry
+        if not entry[PARENT] and (root is None or start >= root[START]):
+            root = entry
+        event = _event_id(entry)
+        if event:
+            events.append(event)
+    high = last[START]
+    return ChunkRow(
+        count=len(entries),
+        size=ROW_OVERHEAD * len(entries) + len(data),
+        min_start=low,
+        max_start=high,
+        root_start=None if root is None else root[START],
+        root_trace=None if root is None else root[TRACE],
+        last_start=high,
+        last_trace=last[TRACE],
+        data=data,
+        traces="".join(entry[TRACE] for entry in entries),
+        events=SEP + SEP.join(events) + SEP if events else "",
+    )
+
+
+def hop_chunk(resource: Mapping[str, Any], scope: str, spans: Sequence[HopSpan]) -> ChunkRow:
+    """The :data:`HOPS` chunk of ``spans`` (not empty) of one producer."""
+    root: HopSpan | None = None
+    last = spans[0]
+    low = last.start_ns
+    events: list[str] = []
+    for span in spans:
+        start = span.start_ns
+        low = min(low, start)
+        if start >= last.start_ns:
+            last = span
+        if not span.parent_span_id and (root is None or start >= root.start_ns):
+            root = span
+        event = span.attributes.get(attr.EVENT_ID)
+        if event:
+            events.append(clean(str(event)))
+    body = [dict(resource), scope, list(spans)]
+    try:
+        data = msgspec.json.encode(body, enc_hook=str).decode()
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
+        data = encode_json(body)  # cleans what JSON or UTF-8 cannot hold
+    return ChunkRow(
+        count=len(spans),
+        size=ROW_OVERHEAD * len(spans) + len(data),
+        min_start=low,
+        max_start=last.start_ns,
+        root_start=None if root is None else root.start_ns,
+        root_trace=None if root is None else root.trace_id.hex(),
+        last_start=last.start_ns,
+        last_trace=last.trace_id.hex(),
+        data=data,
+        traces="".join(span.trace_id.hex() for span in spans),
+        events=SEP + SEP.join(events) + SEP if events else "",
+        format=HOPS,
+    )
+
+
+def pack(resource: Mapping[str, Any], scope: str, spans: Sequence[HopSpan]) -> bytes:
+    """What a component posts for ``spans``: their chunk, msgpack-encoded."""
+    return _row_encoder.encode(hop_chunk(resource, scope, spans))
+
+
+def unpack(body: bytes) -> ChunkRow:
+    """A posted chunk; ``InvalidError`` if ``body`` is not one (its ``data`` is checked on read)."""
+    try:
+        row = _row_decoder.decode(body)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise InvalidError("not a packed span chunk", reason=str(exc)) from exc
+    if row.format != HOPS or row.count < 1:
+        raise InvalidError("a packed span chunk holds one hop span or more")
+    return row
+
+
+def decode(data: str, fmt: int = ENTRIES) -> tuple[list[dict[str, Any]], list[Entry]]:
+    """The resources and entries kept in a chunk's ``data`` (checked, for :data:`HOPS`).
+
+    Raises:
+        msgspec.DecodeError, ValueError: ``data`` is not a chunk of format ``fmt``.
+    """
+    if fmt == HOPS:
+        resource, scope, spans = _hops_decoder.decode(data)
+        resources, entries, _ = entries_of_hops(spans, resource, scope)
+        return resources, entries
+    resources, entries = decode_json(data)
+    return resources, entries
+
+
+def _decoded(
+    chunks: Iterable[tuple[str, int]],
+) -> Iterable[tuple[list[dict[str, Any]], list[Entry]]]:
+    for data, fmt in chunks:
+        try:
+            yield decode(data, fmt)
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            log.warning("telemetry.chunk_unreadable", error=str(exc))
+
+
+def _enum(kind: type[SpanKind] | type[StatusCode], value: int) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        return kind(0)
+
+
+def record(entry: Entry, resources: list[dict[str, Any]]) -> SpanRecord:
+    """The span an entry keeps."""
+    return SpanRecord(
+        trace_id=entry[TRACE],
+        span_id=entry[SPAN],
+        parent_span_id=entry[PARENT],
+        name=entry[NAME],
+        kind=_enum(SpanKind, entry[KIND]),
+        start_ns=entry[START],
+        end_ns=entry[END],
+        status_code=_enum(StatusCode, entry[STATUS]),
+        status_message=entry[MESSAGE],
+        attributes=entry[ATTRS],
+        resource=resources[entry[RESOURCE]],
+        events=tuple(
+            SpanEvent(name=name, time_ns=moment, attributes=values)
+            for name, moment, values in entry[EVENTS]
+        ),
+        scope=entry[SCOPE],
+    )
+
+
+def spans_of_trace(chunks: Iterable[tuple[str, int]], trace_id: str) -> list[SpanRecord]:
+    """The spans of ``trace_id`` in ``(data, format)`` chunks (oldest stored first), each once."""
+    out: list[SpanRecord] = []
+    seen: set[str] = set()
+    for resources, entries in _decoded(chunks):
+        for entry in entries:
+            if entry[TRACE] == trace_id and entry[SPAN] not in seen:
+                seen.add(entry[SPAN])
+                out.append(record(entry, resources))
+    return out
+
+
+def latest_trace_of_event(chunks: Iterable[tuple[str, int]], event_id: str) -> str | None:
+    """The trace of the span of ``event_id`` that started last (later stored wins a tie)."""
+    found: tuple[int, str] | None = None
+    for _, entries in _decoded(chunks):
+        for entry in entries:
+            if _event_id(entry) == event_id and (found is None or entry[START] >= found[0]):
+                found = (entry[START], entry[TRACE])
+    return None if found is None else found[1]

@@ -1,0 +1,353 @@
+"""Hop spans leave the process in batches, cut and encoded on the event loop.
+
+:class:`SpanBatcher` takes each ended :class:`~kubefox.telemetry.spans.HopSpan`
+with one ``list.append`` on the hot path; a task of the role's event loop
+wakes every ``delay`` seconds and hands the batch to every destination:
+
+* :class:`StoreDestination`: straight into the platform's telemetry store
+  (httpsrv and the broker run in the platform process: no HTTP round trip);
+* :class:`PackedDestination`: from a component, the batch's chunk, built
+  here and posted (msgpack) to the platform's receiver
+  (:data:`~kubefox.telemetry.spans.PACKED_PATH`), which stores it as it is;
+* :class:`OtlpDestination`: OTLP to an external collector through the
+  OpenTelemetry SDK's own exporter (protobuf, its headers and retries).
+
+*Decision:* the batch is cut and encoded on the event loop (a msgspec call
+of about a microsecond per span), and only blocking I/O goes to a worker
+thread. Python work on a second thread, however little, made the loop's
+thread wait for the GIL after each of its system calls (the convoy effect):
+measured in the platform at 100 % sampling, socket writes and ``getrandom``
+took three to five times as long per call while a thread built batches.
+
+A destination that fails logs it and loses that batch; the others still
+get it. Spans beyond ``max_queue`` waiting are dropped and counted, so a
+stuck destination cannot grow memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import http.client
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kubefox.telemetry._chunks import ChunkRow, decode, hop_chunk, pack, record
+from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan, to_record
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from kubefox.telemetry.protocol import TelemetryStore
+
+log = structlog.get_logger(__name__)
+
+#: Seconds between two exports: short, so ``fox trace`` finds a request made a moment ago.
+DEFAULT_DELAY = 0.5
+DEFAULT_MAX_BATCH = 2048
+DEFAULT_MAX_QUEUE = 16384
+
+
+class SpanDestination(Protocol):
+    """Where a batch of ended spans goes; ``send`` runs on the batcher's event loop."""
+
+    async def send(self, spans: list[HopSpan]) -> None:
+        """Send ``spans``: encode here, block only in a worker thread; raises on failure."""
+
+    def shutdown(self) -> None:
+        """Release connections; no send follows."""
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class SpanBatcher:
+    """Collects ended spans and exports them in batches from a task of the event loop.
+
+    Spans are added on the loop that runs the role (the first :meth:`add`
+    starts the task there). :meth:`force_flush` and :meth:`shutdown` block,
+    so they are called from another thread (``TelemetryProviders.aflush`` and
+    ``aclose`` do), never on that loop.
+
+    Args:
+        destinations: every batch goes to each of them.
+        delay: seconds between two exports.
+        max_batch: spans per batch at most.
+        max_queue: spans kept waiting at most; more are dropped (counted in ``dropped``).
+    """
+
+    def __init__(
+        self,
+        destinations: Sequence[SpanDestination],
+        *,
+        delay: float = DEFAULT_DELAY,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
+        self.destinations = tuple(destinations)
+        self.delay = delay
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.dropped = 0
+        self._spans: list[HopSpan] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def add(self, span: HopSpan) -> None:
+        """Queue one ended span (the hot path: an append, a length check)."""
+        spans = self._spans
+        if len(spans) >= self.max_queue:
+            self.dropped += 1
+            return
+        spans.append(span)
+        if self._task is None:
+            self._start()
+
+    def _start(self) -> None:
+        if self._stopped:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on a loop (a test): the spans wait for a flush
+        self._loop = loop
+        self._task = loop.create_task(self._run(), name="kubefox-spans")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.delay)
+            await self._export()
+
+    async def _export(self) -> None:
+        spans, self._spans = self._spans, []
+        for start in range(0, len(spans), self.max_batch):
+            batch = spans[start : start + self.max_batch]
+            for destination in self.destinations:
+                try:
+                    await destination.send(batch)
+                except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
+                    log.warning(
+                        "spans.export_failed",
+                        destination=type(destination).__name__,
+                        spans=len(batch),
+                        error=str(exc),
+                    )
+
+    def force_flush(self, timeout: float = 10.0) -> bool:
+        """Export everything queued now; whether it was done within ``timeout`` seconds."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            if self._spans:
+                asyncio.run(self._export())  # destinations bound to no loop (tests)
+            return True
+        if _on(loop):
+            loop.create_task(self._export())  # cannot wait here without blocking the loop
+            return False
+        try:
+            asyncio.run_coroutine_threadsafe(self._export(), loop).result(timeout)
+        except (TimeoutError, concurrent.futures.CancelledError, RuntimeError):
+            return False
+        return True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Export what is queued, stop the task and the destinations; later spans are lost."""
+        self._stopped = True
+        self.max_queue = 0
+        self.force_flush(timeout)
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        for destination in self.destinations:
+            with contextlib.suppress(Exception):  # shutting down: nothing left to tell
+                destination.shutdown()
+
+
+class StoreDestination:
+    """Spans into a telemetry store of the same process (the platform's), on its loop.
+
+    Args:
+        store: the platform's telemetry store.
+        resource: resource attributes of every span (the role's).
+        scope: the instrumentation scope's name.
+    """
+
+    def __init__(self, store: TelemetryStore, *, resource: Mapping[str, Any], scope: str) -> None:
+        self.store = store
+        self.resource = dict(resource)
+        self.scope = scope
+
+    async def send(self, spans: list[HopSpan]) -> None:
+        """One chunk per batch when the store takes chunks (SQLite), else records."""
+        put = getattr(self.store, "put_chunk", None)
+        if put is not None:
+            await put(hop_chunk(self.resource, self.scope, spans))
+            return
+        await store_hop_spans(self.store, self.resource, self.scope, spans)
+
+    def shutdown(self) -> None:
+        """The store is the platform's: nothing to release."""
+
+
+async def store_hop_spans(
+    store: TelemetryStore, resource: Mapping[str, Any], scope: str, spans: list[HopSpan]
+) -> int:
+    """Keep ``spans`` in ``store`` as records; how many were refused (impossible ids, times)."""
+    records = [to_record(span, resource, scope) for span in spans]
+    kept = [record for record in records if record is not None]
+    await store.put_spans(kept)
+    return len(records) - len(kept)
+
+
+async def store_chunk(store: TelemetryStore, row: ChunkRow) -> None:
+    """Keep a component's posted chunk: as it is when ``store`` can, else as records."""
+    put = getattr(store, "put_chunk", None)
+    if put is not None:
+        await put(row)
+        return
+    resources, entries = decode(row.data, row.format)
+    await store.put_spans([record(entry, resources) for entry in entries])
+
+
+class PackedDestination:
+    """One msgpack POST per batch to the platform's receiver (keep-alive, one retry).
+
+    The chunk is built on the loop; the POST runs in a worker thread.
+
+    Args:
+        base_url: the receiver's base URL (``http://127.0.0.1:PORT``).
+        resource: resource attributes of every span.
+        scope: the instrumentation scope's name.
+        timeout: seconds one POST may take.
+    """
+
+    def __init__(
+        self, base_url: str, *, resource: Mapping[str, Any], scope: str, timeout: float = 10.0
+    ) -> None:
+        parts = urllib.parse.urlsplit(base_url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = parts.path + PACKED_PATH
+        self.resource = dict(resource)
+        self.scope = scope
+        self.timeout = timeout
+        self._connection: http.client.HTTPConnection | None = None
+
+    async def send(self, spans: list[HopSpan]) -> None:
+        """Pack ``spans`` here, POST them from a worker thread."""
+        await asyncio.to_thread(self.post, pack(self.resource, self.scope, spans), len(spans))
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._connection = kind(self._host, self._port, timeout=self.timeout)
+        return self._connection
+
+    def post(self, body: bytes, count: int) -> None:
+        """POST one packed chunk; ``OSError``/``RuntimeError`` if it was not taken."""
+        headers = {"Content-Type": PACKED_MEDIA_TYPE}
+        for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
+            connection = self._connect()
+            try:
+                connection.request("POST", self._path, body=body, headers=headers)
+                answer = connection.getresponse()
+                answer.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                self._connection = None
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+                continue
+            if answer.status != 200:
+                raise RuntimeError(f"the receiver answered {answer.status} to {count} spans")
+            return
+
+    def shutdown(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class OtlpDestination:
+    """OTLP to a collector through an SDK span exporter (``OTLPSpanExporter``).
+
+    Spans are turned into the SDK's ``ReadableSpan`` per batch, on the
+    batcher's thread: the collector gets exactly what the SDK would send.
+    """
+
+    def __init__(self, exporter: SpanExporter, *, resource: Mapping[str, Any], scope: str) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self.exporter = exporter
+        self._resource = Resource.create(dict(resource))
+        self._scope = InstrumentationScope(scope)
+
+    async def send(self, spans: list[HopSpan]) -> None:
+        """Convert and export ``spans`` in a worker thread (only with a collector configured)."""
+        await asyncio.to_thread(self.export, spans)
+
+    def export(self, spans: list[HopSpan]) -> None:
+        """Export ``spans``; ``RuntimeError`` when the exporter reports a failure."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        readable = [self._readable(span) for span in spans]
+        if self.exporter.export(readable) is not SpanExportResult.SUCCESS:
+            raise RuntimeError(f"the collector did not take {len(spans)} spans")
+
+    def _readable(self, span: HopSpan) -> ReadableSpan:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        trace_id = int.from_bytes(span.trace_id, "big")
+        context = SpanContext(
+            trace_id,
+            int.from_bytes(span.span_id, "big"),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        parent = (
+            SpanContext(
+                trace_id,
+                int.from_bytes(span.parent_span_id, "big"),
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+            if span.parent_span_id
+            else None
+        )
+        code = StatusCode(span.status_code)
+        status = Status(code, (span.status_message or None) if code is StatusCode.ERROR else None)
+        return ReadableSpan(
+            name=span.name,
+            context=context,
+            parent=parent,
+            resource=self._resource,
+            attributes=span.attributes,
+            events=[Event(name, attributes, moment) for name, moment, attributes in span.events],
+            kind=SpanKind(max(span.kind - 1, 0)),
+            instrumentation_scope=self._scope,
+            status=status,
+            start_time=span.start_ns,
+            end_time=span.end_ns,
+        )
+
+    def shutdown(self) -> None:
+        """Stop the exporter."""
+        self.exporter.shutdown()

@@ -1,0 +1,95 @@
+"""The span batcher: a task of the event loop, every destination gets each batch, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from kubefox.telemetry.export import SpanBatcher
+from kubefox.telemetry.spans import HopSpan
+from kubefox.telemetry.tracing import HopTracer
+
+
+class Kept:
+    """A destination keeping every batch (and the thread it was sent from)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.batches: list[list[HopSpan]] = []
+        self.threads: set[str] = set()
+        self.fail = fail
+        self.stopped = False
+        self.sent = asyncio.Event()
+
+    async def send(self, spans: list[HopSpan]) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.fail:
+            raise OSError("collector down")
+        self.batches.append(spans)
+        self.sent.set()
+
+    def shutdown(self) -> None:
+        self.stopped = True
+
+
+def _names(kept: Kept) -> list[str]:
+    return [span.name for batch in kept.batches for span in batch]
+
+
+def _emit(tracer: HopTracer, count: int) -> None:
+    for n in range(count):
+        tracer.end(tracer.start(f"hop {n}", parent=None))
+
+
+async def test_a_flush_from_another_thread_sends_on_the_loop_to_every_destination() -> None:
+    """A failing destination does not keep the others from their batch."""
+    good, broken = Kept(), Kept(fail=True)
+    batcher = SpanBatcher([broken, good], delay=30.0)
+    _emit(HopTracer(batcher), 5)
+
+    assert await asyncio.to_thread(batcher.force_flush, 5.0)
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert _names(good) == [f"hop {n}" for n in range(5)]
+    assert good.threads == {threading.current_thread().name}  # the loop's, not a worker's
+    assert good.stopped
+    assert broken.stopped
+
+
+async def test_batches_go_out_on_their_own_after_the_delay() -> None:
+    """Nobody needs to flush: the loop's task sends what waited ``delay`` seconds."""
+    kept = Kept()
+    batcher = SpanBatcher([kept], delay=0.01)
+    _emit(HopTracer(batcher), 3)
+
+    async with asyncio.timeout(5):
+        await kept.sent.wait()
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert _names(kept) == ["hop 0", "hop 1", "hop 2"]
+
+
+async def test_the_queue_is_bounded_and_batches_are_cut_at_max_batch() -> None:
+    """Over max_queue waiting spans are dropped and counted; a batch holds max_batch at most."""
+    kept = Kept()
+    batcher = SpanBatcher([kept], delay=30.0, max_batch=3, max_queue=7)
+    _emit(HopTracer(batcher), 10)
+
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert batcher.dropped == 3
+    assert [len(batch) for batch in kept.batches] == [3, 3, 1]
+    assert _names(kept) == [f"hop {n}" for n in range(7)]
+
+
+async def test_spans_ended_after_shutdown_are_dropped() -> None:
+    """A role that stopped exports nothing more."""
+    kept = Kept()
+    batcher = SpanBatcher([kept])
+    await asyncio.to_thread(batcher.shutdown)
+    tracer = HopTracer(batcher)
+
+    tracer.end(tracer.start("late", parent=None))
+
+    assert await asyncio.to_thread(batcher.force_flush, 1.0)
+    assert kept.batches == []
+    assert batcher.dropped == 1
