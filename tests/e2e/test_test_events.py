@@ -212,6 +212,8 @@ async def test_fox_test_send_prints_replies_for_people_and_as_json(tmp_path: Pat
 
     assert prod_text.returncode == 1
     assert prod_text.stdout.startswith("status: 404\n")
+    assert "built-in events are on for virtual environment 'prod'" in prod_text.stderr
+    assert "kubefox.xigxog.io/builtin-events" in prod_text.stderr
     assert missing.returncode == 1
     assert "cannot be read" in missing.stdout + missing.stderr
     assert "Traceback" not in missing.stdout + missing.stderr

@@ -24,6 +24,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from kubefox import natsio
 from kubefox.broker import Broker, BrokerSettings
 from kubefox.core import codec, subjects
 from kubefox.core.errors import InvalidError, UnavailableError
@@ -35,6 +36,7 @@ from kubefox.core.events import (
     Event,
     MatchedEvent,
 )
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.resources import Environment
 from kubefox.store.jetstream import JetStreamStore
 from kubefox.store.typed import TypedStore
@@ -68,6 +70,16 @@ def platform() -> str:
 async def nc(nats_url: str) -> AsyncIterator[Client]:
     """The test's own connection: it plays the components."""
     client = await nats.connect(nats_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def nio(nats_url: str) -> AsyncIterator[natsio.Client]:
+    """A natsio connection, for a broker to share."""
+    client = await natsio.connect(NatsConnectOptions(url=nats_url, name="test-broker"))
     try:
         yield client
     finally:
@@ -223,11 +235,11 @@ async def test_replies_skip_the_broker_once_the_target_has_answered(
 
 
 async def test_two_brokers_in_the_queue_group_share_the_traffic(
-    nc: Client, platform: str, settings: BrokerSettings
+    nc: Client, nio: natsio.Client, platform: str, settings: BrokerSettings
 ) -> None:
     """200 requests through two brokers: every one answered, both brokers routed some."""
     own_connection = Broker(settings)
-    shared_connection = Broker(settings, client=nc)
+    shared_connection = Broker(settings, client=nio)
     async with running(own_connection), running(shared_connection), backend(nc, platform):
         events = [hello(platform) for _ in range(200)]
         replies = await asyncio.gather(*(ask(nc, platform, event) for event in events))
@@ -239,11 +251,13 @@ async def test_two_brokers_in_the_queue_group_share_the_traffic(
     assert own_connection.routed + shared_connection.routed == 200
 
 
-async def test_broker_routes_with_a_router_it_is_given(nc: Client, platform: str) -> None:
+async def test_broker_routes_with_a_router_it_is_given(
+    nc: Client, nio: natsio.Client, platform: str
+) -> None:
     """With ``router=`` the broker needs no bucket: any ResourceView will do."""
     async with running_platform(platform) as resources:
         settings = BrokerSettings(platform=platform, nats_url="nats://unused:1")
-        broker = Broker(settings, router=resources.router, client=nc)
+        broker = Broker(settings, router=resources.router, client=nio)
         async with running(broker), backend(nc, platform):
             reply = await ask(nc, platform, hello(platform))
     assert reply.content == b"World"

@@ -42,7 +42,7 @@ from kubefox.kit import (
     Response,
     UnavailableError,
 )
-from kubefox.kit._nats import MIN_RECORD_AGE
+from kubefox.kit._natsio import MIN_RECORD_AGE
 from tests.servers import running_nats_server
 from tests.unit.kit import apps
 

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 import structlog
 
-from kubefox.broker.nats import NatsClient, NatsTransport
+from kubefox.broker.http_adapter import HttpAdapterCaller
+from kubefox.broker.natsio_transport import NatsClient, NatsioTransport
 from kubefox.broker.settings import BrokerSettings
 from kubefox.core import codec, subjects
 from kubefox.core.errors import (
@@ -48,19 +49,22 @@ from kubefox.core.errors import (
     UnavailableError,
 )
 from kubefox.core.events import Category, Component, ComponentType, Event
+from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
+from kubefox.store.secrets import ResourceSecrets
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
-    from opentelemetry.trace import Span
-
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopTracer
+    from kubefox.telemetry.tracing import HopSpan, HopTracer
 
 #: Seconds a target subject counts as having someone listening after it last answered.
 ANSWERED_FOR = 2.0
 
 # Bound on each per-subject cache; clearing one only costs a re-parse or a detour.
 _MAX_CACHED = 10_000
+# Messages held while every task slot is taken; past it they are dropped (as nats-py's
+# pending limit did), and the requesters' deadlines answer them.
+_MAX_HELD = 65_536
 
 log = structlog.get_logger(__name__)
 
@@ -82,11 +86,13 @@ class Broker:
         router: the router to check and route with; by default the broker builds
             one over a :class:`~kubefox.router.ResourceView` of the JetStream
             bucket ``settings.bucket`` on its own connection, and keeps it current.
-        client: a connected nats-py client to use (the caller keeps owning it);
+        client: a connected :mod:`kubefox.natsio` client to use (the caller keeps owning it);
             by default the broker connects to ``settings.nats_url`` itself.
         tracer: records a span per routed event whose trace is sampled; the
             relayed event's ``parent_span`` is then the broker's span.
         metrics: records every routed event's time in the broker and every refusal.
+        resource_secrets: where the secret values an HTTPAdapter's templates name are read
+            (:mod:`kubefox.broker.http_adapter`); without it such adapters fail.
 
     ``routed`` counts events handed to a target; ``rejected`` counts refused
     events by error code.
@@ -100,10 +106,12 @@ class Broker:
         client: NatsClient | None = None,
         tracer: HopTracer | None = None,
         metrics: HopMetrics | None = None,
+        resource_secrets: ResourceSecrets | None = None,
     ) -> None:
         self.settings = settings
         self._tracer = tracer
         self._metrics = metrics
+        self._adapters = HttpAdapterCaller(resource_secrets)
         self.identity = Component(
             type=ComponentType.BROKER.value, name="broker", id=secrets.token_hex(5)
         )
@@ -111,14 +119,17 @@ class Broker:
         self.rejected: collections.Counter[int] = collections.Counter()
         self._router = router
         self._client = client
-        self._transport: NatsTransport | None = None
+        self._transport: NatsioTransport | None = None
         self._started = False
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._accepting = False
         self._group: asyncio.TaskGroup | None = None
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._free = settings.max_in_flight  # task slots left
         self._tasks: set[asyncio.Task[None]] = set()
+        # Messages held while every slot is taken: (subject, reply, data, received).
+        self._held: collections.deque[tuple[str, str, Payload, int]] = collections.deque()
+        self.dropped = 0
         self._idle = asyncio.Event()
         self._idle.set()
         # Subjects are checked token by token when built or parsed; there are few
@@ -160,10 +171,10 @@ class Broker:
         if self._stopping.is_set():
             return
         if self._client is not None:
-            transport = NatsTransport.using(self._client)
+            transport = NatsioTransport.using(self._client)
         else:
-            transport = await NatsTransport.connect(
-                self.settings.nats_url, name=f"kubefox-broker {self.identity.id}"
+            transport = await NatsioTransport.connect(
+                self.settings.nats_options(name=f"kubefox-broker {self.identity.id}")
             )
         self._transport = transport
         try:
@@ -177,9 +188,10 @@ class Broker:
         finally:
             self._accepting = False
             await transport.close()
+            await self._adapters.aclose()
             log.info("broker.stopped", routed=self.routed, rejected=dict(self.rejected))
 
-    async def _serve(self, transport: NatsTransport) -> None:
+    async def _serve(self, transport: NatsioTransport) -> None:
         settings = self.settings
         store = None
         try:
@@ -198,7 +210,7 @@ class Broker:
                 self._router = router
                 subject = subjects.broker_wildcard(settings.platform)
                 await transport.subscribe(
-                    subject, queue=subjects.BROKER_QUEUE, receiver=self._receive
+                    subject, queue=subjects.BROKER_QUEUE, deliver=self._deliver
                 )
                 self._accepting = True
                 self._ready.set()
@@ -226,7 +238,7 @@ class Broker:
             await asyncio.gather(work, stopping, return_exceptions=True)
         return finished
 
-    async def _drain(self, transport: NatsTransport) -> None:
+    async def _drain(self, transport: NatsioTransport) -> None:
         """Stop taking events, give in-flight ones the grace period, cancel the rest."""
         try:
             async with asyncio.timeout(self.settings.shutdown_grace):
@@ -235,47 +247,79 @@ class Broker:
         except TimeoutError:
             log.warning("broker.drain_timed_out", cancelled=self.in_flight)
         self._accepting = False
+        self._held.clear()
         for task in list(self._tasks):
             task.cancel()
 
     # -- the hot path ------------------------------------------------------------------
 
-    async def _receive(self, subject: str, reply: str, data: bytes) -> None:
-        """Take one message off the subscription and relay it, or spawn a task for it.
+    def _deliver(
+        self, subject: str, reply: str, data: Payload, headers: dict[str, str] | None
+    ) -> None:
+        """Take one message, inside the socket read; see :meth:`_take`.
+
+        While every task slot is taken the message is held, and so is every
+        later one, in order, until a slot frees up: the bound and the order
+        nats-py's awaited callback gave, with no task per message.
+        """
+        received = time.monotonic_ns()
+        if not self._accepting:
+            return  # only after a shutdown deadline passed: the requester's deadline answers it
+        if self._free <= 0 or self._held:
+            self._hold(subject, reply, data, received)
+            return
+        self._take(subject, reply, data, received)
+
+    def _hold(self, subject: str, reply: str, data: Payload, received: int) -> None:
+        if len(self._held) >= _MAX_HELD:
+            # What nats-py did with a slow consumer: the requester's deadline answers it.
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % _MAX_HELD == 0:
+                log.warning("broker.overloaded", dropped=self.dropped, held=len(self._held))
+            return
+        self._held.append((subject, reply, data, received))
+        self._idle.clear()
+
+    def _take(self, subject: str, reply: str, data: Payload, received: int) -> None:
+        """Relay one message synchronously, or spawn the one task it needs.
 
         A request to a target that answered recently is relayed right here:
         decoding, checking and republishing never wait, so a task of its own
         would only cost a task and a turn of the event loop per event. What
-        may wait (carrying a request through our inbox) or fails (answered
-        with an error event, logged) runs in a task.
+        may wait (carrying a request through our inbox, an adapter call) or
+        fails (answered with an error event, logged) runs in a task. At most
+        one task per message, and a free slot is there for it (see
+        :meth:`_deliver`).
         """
-        received = time.monotonic_ns()
         transport = self._transport
-        if not self._accepting or transport is None:
-            return  # only after a shutdown deadline passed: the requester's deadline answers it
-        span: Span | None = None
+        if transport is None:  # pragma: no cover - set before the subscription exists
+            return
+        span: HopSpan | None = None
         try:
-            event = codec.decode(data, max_size=self.settings.max_event_size)
+            event = codec.decode(bytes(data), max_size=self.settings.max_event_size)
             parent = event.parent_span
             if self._tracer is not None and parent is not None and parent.flags & 1:
                 event, span = self._traced(self._tracer, event)
+            if event.target is not None and event.target.type == ComponentType.HTTP_ADAPTER:
+                self._spawn(self._call_adapter(event, subject, reply, span))
+                return
             relay = self._relay(event, subject, received)
         except Exception as exc:  # noqa: BLE001 - the task redoes it, answers and logs the failure
             if span is not None:
                 self._end_span(span, None, exc)
-            await self._spawn(self._handle(subject, reply, data, received))
+            self._spawn(self._handle(subject, reply, bytes(data), received))
             return
         if reply and self._answered.get(relay.destination, 0.0) <= time.monotonic():
             if span is not None:
                 self._end_span(span, relay, None)
-            await self._spawn(self._carry_event(event, subject, reply, relay))
+            self._spawn(self._carry_event(event, subject, reply, relay))
             return
         try:
-            await transport.publish(relay.destination, relay.payload, reply=reply)
+            transport.send(relay.destination, relay.payload, reply=reply)
         except KubeFoxError as exc:
             if span is not None:
                 self._end_span(span, relay, exc)
-            await self._reject(event, exc, reply, subject)
+            self._spawn(self._reject(event, exc, reply, subject))
             return
         self.routed += 1
         if span is not None:
@@ -285,78 +329,75 @@ class Broker:
 
     # -- telemetry (only when the broker was given a tracer or metrics) -----------------
 
-    def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, Span]:
+    def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, HopSpan]:
         """Start the span of routing ``event``; the event now carries it as its parent span."""
-        from kubefox.telemetry.tracing import event_attributes, event_span
+        from kubefox.telemetry.tracing import event_attributes
 
         source = event.source
+        attributes = event_attributes(event)
+        attributes["kubefox.event.source.name"] = source.name
+        attributes["kubefox.event.source.app"] = source.app
         span = tracer.start(
             f"Route {event.category.name} from {source.group_key}",
             parent=event.parent_span,
             kind="internal",
-            attributes={
-                **event_attributes(event),
-                "kubefox.event.source.name": source.name,
-                "kubefox.event.source.app": source.app,
-            },
+            attributes=attributes,
         )
-        return msgspec.structs.replace(event, parent_span=event_span(span)), span
+        return msgspec.structs.replace(event, parent_span=span.context), span
 
-    def _end_span(self, span: Span, relay: _Relay | None, error: Exception | None) -> None:
+    def _end_span(self, span: HopSpan, relay: _Relay | None, error: Exception | None) -> None:
         from kubefox.telemetry import attributes as attr
-        from kubefox.telemetry.tracing import end_span
 
         if relay is not None:
             target = relay.target
             span.set_attributes(
                 {attr.APP: target.app, attr.COMPONENT: target.name, attr.HASH: target.hash}
             )
-        end_span(span, error=error)
+        if self._tracer is not None:
+            self._tracer.end(span, error=error)
 
     def _record(self, event: Event, relay: _Relay, received: int) -> None:
-        from kubefox.telemetry.metrics import hop_labels
-
         metrics = self._metrics
         if metrics is None:  # pragma: no cover - checked by the caller
             return
         context = event.context
         target = relay.target
-        metrics.record(
+        metrics.observe(
             (time.monotonic_ns() - received) / 1e9,
-            hop_labels(
+            metrics.key(
                 "broker",
-                app=target.app,
-                component=target.name,
-                deployment=context.app_deployment,
-                virtual_environment=context.virtual_environment,
+                target.app,
+                target.name,
+                context.app_deployment,
+                context.virtual_environment,
+                0,
             ),
         )
 
-    async def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` as a task of the broker, waiting for a free slot first."""
-        # Waiting here (not in the task) is the back-pressure: nats-py holds the
-        # next messages until a slot frees up.
-        await self._slots.acquire()
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task of the broker in a free slot (:meth:`_deliver` saw one)."""
         group = self._group
         if not self._accepting or group is None:
             # Only after a shutdown deadline passed: the requester's deadline answers it.
-            self._slots.release()
             work.close()
             return
         try:
             task = group.create_task(work)
         except RuntimeError:  # the group is shutting down because the view failed
-            self._slots.release()
             work.close()
             return
+        self._free -= 1
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slots.release()
-        if not self._tasks:
+        self._free += 1
+        held = self._held
+        while held and self._free > 0 and self._accepting:
+            self._take(*held.popleft())
+        if not self._tasks and not held:
             self._idle.set()
 
     async def _handle(self, subject: str, reply: str, data: bytes, received: int) -> None:
@@ -394,6 +435,28 @@ class Broker:
         if self._metrics is not None:
             self._record(event, relay, received)  # carrying included: the reply came through us
 
+    async def _call_adapter(
+        self, event: Event, subject: str, reply: str, span: HopSpan | None
+    ) -> None:
+        """The task of a request to an HTTPAdapter: check it, make the call, answer."""
+        router, transport = self._router, self._transport
+        if router is None or transport is None:  # pragma: no cover - set before subscribing
+            return
+        try:
+            routed = router.route_adapter(event, sender=self._sender(subject))
+            answer = await self._adapters.call(event, routed, source=self.identity)
+            data = codec.encode(answer, max_size=self.settings.max_event_size)
+            self.routed += 1
+        except KubeFoxError as exc:
+            if span is not None:
+                self._end_span(span, None, exc)
+            await self._reject(event, exc, reply, subject)
+            return
+        if span is not None:
+            self._end_span(span, None, None)
+        if reply:
+            await transport.publish(reply, data)
+
     def _relay(self, event: Event, subject: str, received: int) -> _Relay:
         """Check and route ``event``: the subject and payload to send it on with."""
         router = self._router
@@ -421,7 +484,7 @@ class Broker:
             return
         await self._carry(transport, relay, reply=reply)
 
-    async def _carry(self, transport: NatsTransport, relay: _Relay, *, reply: str) -> None:
+    async def _carry(self, transport: NatsioTransport, relay: _Relay, *, reply: str) -> None:
         """Send a request with the broker's own inbox and pass the answer on (see above)."""
         destination, target = relay.destination, relay.target
         try:

@@ -11,6 +11,7 @@ command that starts the platform itself; ``status`` asks the API.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Callable, Coroutine
@@ -40,8 +41,12 @@ if TYPE_CHECKING:
 _PARTS = (
     ("api", "API (fox talks to it)"),
     ("http", "httpsrv (your apps)"),
+    ("https", "httpsrv, HTTPS"),
     ("nats", "nats-server (JetStream)"),
+    ("caFile", "CA (verifies HTTPS)"),
 )
+#: Parts a platform may not have (security off): not printed when absent.
+_OPTIONAL_PARTS = frozenset({"https", "caFile"})
 
 
 def _print_up(info: dict[str, Any], *, background: bool) -> None:
@@ -52,6 +57,8 @@ def _print_up(info: dict[str, Any], *, background: bool) -> None:
         f"(pid {info.get('pid')}, {where})"
     )
     for key, label in _PARTS:
+        if endpoints.get(key) is None and key in _OPTIONAL_PARTS:
+            continue
         stderr.print(f"  {label:<26} {endpoints.get(key)}")
     stderr.print(f"  {'state directory':<26} {info.get('stateDir')}")
     if background:
@@ -61,6 +68,18 @@ def _print_up(info: dict[str, Any], *, background: bool) -> None:
         stderr.print("[green]✓[/] the demo app is published and running. Try:")
         for url in urls:
             stderr.print(f"  curl '{escape(url)}'")
+        secure = _over_https(str(urls[-1]), endpoints)
+        if secure is not None:
+            stderr.print("  ...and over HTTPS, trusting the platform's CA:")
+            stderr.print(f"  curl --cacert {escape(secure[1])} '{escape(secure[0])}'")
+
+
+def _over_https(url: str, endpoints: dict[str, Any]) -> tuple[str, str] | None:
+    """``url`` on httpsrv's HTTPS listener, and the CA file; ``None`` without HTTPS."""
+    http, https, ca_file = (endpoints.get(k) for k in ("http", "https", "caFile"))
+    if not (http and https and ca_file) or not url.startswith(str(http)):
+        return None
+    return str(https) + url.removeprefix(str(http)), str(ca_file)
 
 
 @reports_errors
@@ -145,6 +164,10 @@ async def _serve(settings: PlatformSettings, api: ApiSettings, demo: Path | None
             "log": str(platform.state_dir / daemon.LOG_FILE),
             "demoUrls": urls,
         }
+        # Everything allocated while starting lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise rescan it every few seconds
+        # under load (docs/benchmarks.md, tracing).
+        gc.freeze()
         _print_up(info, background=False)
         daemon.write_run_file(platform.state_dir, info)
         stderr.print("Ctrl-C stops everything.")
@@ -190,12 +213,13 @@ def status(
     """
     with ApiClient.connect(api=api, state_dir=state_dir) as client:
         report = client.get(path("status"))
-    emit(report, output, table=lambda: _status_table(report))
+        ca_file = client.ca_file
+    emit(report, output, table=lambda: _status_table(report, ca_file))
     if not report.get("healthy", False):
         raise fail("something is not healthy (see above)")
 
 
-def _status_table(report: dict[str, Any]) -> str:
+def _status_table(report: dict[str, Any], ca_file: Path | None = None) -> str:
     parts = render_table(
         ["PART", "URL", "HEALTHY"],
         [[p["name"], p.get("url") or "", _yes(p["healthy"])] for p in report["parts"]],
@@ -217,6 +241,8 @@ def _status_table(report: dict[str, Any]) -> str:
         ],
     )
     head = f"platform {report['platform']} (namespace {report['namespace']})"
+    if ca_file is not None:
+        head += f"\nCA {ca_file} (HTTPS certificates; curl --cacert {ca_file} https://...)"
     if not report["components"]:
         return f"{head}\n\n{parts}\n\nno component instances"
     return f"{head}\n\n{parts}\n\n{components}"

@@ -51,6 +51,8 @@ app = typer.Typer(
 
 #: The built-in event whose reply is a per-route report.
 TYPE_ROUTES = "io.kubefox.routes"
+#: Event types httpsrv answers itself when the built-in events are on (kubefox.adapters.http).
+BUILTIN_TYPES = frozenset({"io.kubefox.health", "io.kubefox.echo", TYPE_ROUTES})
 
 _SEND_HELP = """Send the test event FILE describes through httpsrv; print the reply.
 
@@ -291,5 +293,18 @@ def send(
     with httpx.Client(base_url=base, timeout=60.0) as http:
         reply = send_event(http, event)
     emit(reply, output, table=lambda: _reply_text(reply, event_type=event.type))
+    if event.type in BUILTIN_TYPES and reply["status"] == 404:
+        typer.echo(builtins_off_hint(event), err=True)
     if failed(event, reply):
         raise typer.Exit(1)
+
+
+def builtins_off_hint(event: TestEvent) -> str:
+    """What to do when a built-in event was routed like any other (they were off)."""
+    return (
+        f"{event.type} is a built-in event: httpsrv answers it only when the built-in events "
+        f"are on for virtual environment {event.virtual_environment!r}. Switch them on for it "
+        'with the annotation kubefox.xigxog.io/builtin-events: "true" on its VirtualEnvironment '
+        "(fox apply), or for every virtual environment with spec.events.builtin: true on the "
+        "Platform resource."
+    )

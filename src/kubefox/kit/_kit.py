@@ -286,7 +286,7 @@ class Kit:
             telemetry = _telemetry(settings)
         try:
             if transport is None:
-                from kubefox.kit._nats import connect
+                from kubefox.kit._natsio import connect
 
                 transport = await connect(settings)
             try:

@@ -1,11 +1,13 @@
 """One running component instance: receive events, run handlers, answer, stay registered.
 
-nats-py hands a subscription's messages to its callback one at a time, so a
-handler that awaits anything (a call to another component) would serialise
-the whole component (DESIGN.md §7). The server therefore spawns one task per
-event, owned by a TaskGroup, with a semaphore bounding the events in flight:
-when it is full the receiver waits, the transport stops reading, and the
-back-pressure reaches NATS instead of memory.
+A transport hands a subscription's messages on one at a time, so a handler
+that awaits anything (a call to another component) would serialise the whole
+component (DESIGN.md §7). The server therefore runs each event in one task of
+its own, owned by a TaskGroup, at most ``max_in_flight`` at once. A transport
+that calls the server inside its socket read (:class:`DirectSubscriber`, the
+natsio one) gets the task started right there; while every slot is taken,
+events are held in arrival order until one frees up. A transport that awaits
+the receiver instead waits for a slot, and the back-pressure reaches NATS.
 
 Shutdown follows STYLE §2.6: stop accepting (drain the subscription), let
 in-flight handlers finish within the shutdown grace, cancel the rest,
@@ -17,6 +19,7 @@ cut off from its platform exits instead of hanging.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import os
 import time
@@ -49,16 +52,17 @@ from kubefox.kit._declarations import Dependency, Handler, RouteSpec
 from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
 from kubefox.kit._settings import KitSettings
-from kubefox.kit._transport import Transport
+from kubefox.kit._transport import DirectSubscriber, Payload, Transport
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
-    from opentelemetry.trace import Span
-
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopTracer
+    from kubefox.telemetry.tracing import HopSpan, HopTracer
 
 _NS = 1_000_000_000
 DEFAULT_ROUTE = -1
+# Events held while every slot is taken; past it they are dropped (the callers'
+# deadlines answer them), as nats-py's pending limit did.
+_MAX_HELD = 65_536
 
 
 def _now() -> str:
@@ -121,7 +125,10 @@ class Server:
         )
         self._key = registration_key(settings)
         self._started_at = _now()
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._free = settings.max_in_flight  # task slots left
+        self._room = asyncio.Event()  # set while a slot is free
+        self._room.set()
+        self._held: collections.deque[tuple[Payload, str]] = collections.deque()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -151,7 +158,7 @@ class Server:
             try:
                 try:
                     self._accepting = True
-                    await self._transport.subscribe(subject, queue=queue, receiver=self._receive)
+                    await self._subscribe(subject, queue)
                     await self._register()
                     heartbeat = tasks.create_task(self._heartbeat())
                     self._log.info("kit.started", subject=subject, instance=s.instance_id)
@@ -168,6 +175,7 @@ class Server:
             finally:
                 # Also when cancelled from outside: nothing new starts, nothing is left behind.
                 self._accepting = False
+                self._held.clear()
                 for task in (*self._in_flight, watchdog, heartbeat):
                     if task is not None:
                         task.cancel()
@@ -180,24 +188,55 @@ class Server:
 
     # -- receiving ----------------------------------------------------------------------
 
+    async def _subscribe(self, subject: str, queue: str) -> None:
+        transport = self._transport
+        if isinstance(transport, DirectSubscriber):
+            await transport.subscribe_direct(subject, queue=queue, deliver=self._deliver)
+        else:
+            await transport.subscribe(subject, queue=queue, receiver=self._receive)
+
     async def _receive(self, data: bytes, reply: str) -> None:
-        await self._slots.acquire()
+        """The port's receiver: wait for a free slot (the transport waits on us), then start."""
+        while self._free <= 0:
+            self._room.clear()
+            await self._room.wait()
+        self._deliver(data, reply)
+
+    def _deliver(self, data: Payload, reply: str) -> None:
+        """Start the event's task now, or hold the event while every slot is taken."""
         if not self._accepting or self._tasks is None:
-            self._slots.release()
             self._log.warning("event.dropped", reason="stopping")
             return
-        task = self._tasks.create_task(self._handle(data, reply))
+        if self._free > 0 and not self._held:
+            self._start(data, reply)
+        elif len(self._held) < _MAX_HELD:
+            self._held.append((data, reply))
+            self._idle.clear()
+        else:
+            self._log.warning("event.dropped", reason="overloaded", held=len(self._held))
+
+    def _start(self, data: Payload, reply: str) -> None:
+        tasks = self._tasks
+        if tasks is None:  # pragma: no cover - checked by the caller
+            return
+        task = tasks.create_task(self._handle(data, reply))
+        self._free -= 1
         self._in_flight.add(task)
         self._idle.clear()
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._slots.release()
-        if not self._in_flight:
+        self._free += 1
+        held = self._held
+        while held and self._free > 0 and self._accepting:
+            self._start(*held.popleft())
+        if self._free > 0:
+            self._room.set()
+        if not self._in_flight and not held:
             self._idle.set()
 
-    async def _handle(self, data: bytes, reply: str) -> None:
+    async def _handle(self, data: Payload, reply: str) -> None:
         try:
             answer = await self._process(data)
             if reply:
@@ -207,9 +246,9 @@ class Server:
         except Exception:  # noqa: BLE001 - a task boundary: log it, never end the TaskGroup
             self._log.exception("event.failed")
 
-    async def _process(self, data: bytes) -> bytes:
+    async def _process(self, data: Payload) -> bytes:
         try:
-            matched = decode_matched(data, max_size=self._settings.max_event_size)
+            matched = decode_matched(bytes(data), max_size=self._settings.max_event_size)
         except KubeFoxError as exc:
             self._log.warning("event.rejected", error=str(exc))
             return self._error(Event(), exc)
@@ -225,11 +264,11 @@ class Server:
 
     async def _observed(self, matched: MatchedEvent, deadline: float) -> bytes:
         """:meth:`_process` inside a server span (when the trace is sampled), measured."""
-        from kubefox.telemetry.tracing import end_span, event_attributes, event_span
+        from kubefox.telemetry.tracing import event_attributes
 
         started = time.perf_counter()
         event = matched.event
-        span: Span | None = None
+        span: HopSpan | None = None
         ids: SpanContext | None = None
         parent = event.parent_span
         tracer = self._tracer
@@ -242,13 +281,10 @@ class Server:
                 if route_id == DEFAULT_ROUTE
                 else "unknown"
             )
-            span = tracer.start(
-                name,
-                parent=parent,
-                kind="server",
-                attributes={**event_attributes(event), "kubefox.route.id": route_id},
-            )
-            ids = event_span(span)
+            attributes = event_attributes(event)
+            attributes["kubefox.route.id"] = route_id
+            span = tracer.start(name, parent=parent, kind="server", attributes=attributes)
+            ids = span.context
             structlog.contextvars.bind_contextvars(
                 event_id=event.id, trace_id=ids.trace_id.hex(), span_id=ids.span_id.hex()
             )
@@ -262,23 +298,22 @@ class Server:
         else:
             status = response.status
             answer = self._response(event, response, deadline)
-        if span is not None:
-            end_span(span, status_code=status, error=failure)
-        if self._metrics is not None:
-            from kubefox.telemetry.metrics import hop_labels
-
+        if span is not None and tracer is not None:
+            tracer.end(span, status_code=status, error=failure)
+        metrics = self._metrics
+        if metrics is not None:
             context = event.context
-            labels = hop_labels(
+            key = metrics.key(
                 "component",
-                app=self._identity.app,
-                component=self._identity.name,
-                deployment=context.app_deployment,
-                virtual_environment=context.virtual_environment,
-                code=status,
+                self._identity.app,
+                self._identity.name,
+                context.app_deployment,
+                context.virtual_environment,
+                status,
             )
-            self._metrics.record(time.perf_counter() - started, labels)
+            metrics.observe(time.perf_counter() - started, key)
             if failure is not None:
-                self._metrics.failed(labels, failure.code)
+                metrics.failed_key(key, failure.code)
         return answer
 
     async def _dispatch(

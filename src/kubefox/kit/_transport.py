@@ -4,8 +4,8 @@ A Kit only ever needs a handful of things from the network: to receive the
 events addressed to its component, to send requests to its broker subject and
 wait for the reply, to answer whoever asked, to keep its registration record
 fresh, and to know whether the connection is up. Keeping that behind a
-``Protocol`` means the NATS adapter (``kubefox.kit._nats``, the only kit module
-that imports ``nats``) can be swapped for an in-memory one in tests and in
+``Protocol`` means the NATS adapter (``kubefox.kit._natsio``, the only kit module
+that speaks NATS) can be swapped for an in-memory one in tests and in
 ``kubefox.kit.testing``. Every method raises kubefox errors only: adapters wrap
 their library's exceptions.
 """
@@ -13,12 +13,19 @@ their library's exceptions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeAlias, runtime_checkable
 
 #: Called once per message received on a subscription: its data and its reply subject
 #: (``""`` when the sender expects no reply). The transport awaits it before passing on
 #: the next message, which is how a full Kit applies back-pressure.
 Receiver = Callable[[bytes, str], Awaitable[None]]
+
+#: A message's data as a transport may hand it on: bytes, or a view of the bytes it read.
+Payload: TypeAlias = bytes | memoryview
+
+#: Called synchronously, inside the transport's read, once per message: its data and
+#: its reply subject. It must not block: it starts a task for whatever waits.
+Deliver = Callable[[Payload, str], None]
 
 
 class Transport(Protocol):
@@ -44,7 +51,7 @@ class Transport(Protocol):
         subject: str,
         data: bytes,
         *,
-        timeout: float,  # noqa: ASYNC109 - nats-py's request owns the wait and its reply inbox
+        timeout: float,  # noqa: ASYNC109 - the transport's request owns the wait and its reply inbox
     ) -> bytes:
         """Send ``data`` to ``subject`` and return the reply's data.
 
@@ -89,4 +96,17 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Close the connection; idempotent, never raises."""
+        ...
+
+
+@runtime_checkable
+class DirectSubscriber(Protocol):
+    """A transport that can hand messages on synchronously, inside its read (no task each)."""
+
+    async def subscribe_direct(self, subject: str, *, queue: str, deliver: Deliver) -> None:
+        """Start calling ``deliver`` for every message on ``subject`` (queue group ``queue``).
+
+        Raises:
+            BrokerUnavailableError: if the subscription cannot be made.
+        """
         ...

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from kubefox.natsio.auth import ServerAddress
+from kubefox.natsio.errors import ConnectionClosedError
+
 if TYPE_CHECKING:
     from kubefox.natsio.client import Client
 
@@ -60,3 +63,15 @@ class Handshake:
                 future.set_exception(exc)
                 # Whichever is not awaited must not warn "exception never retrieved".
                 future.exception()
+
+
+def upgraded(transport: asyncio.Transport | None, address: ServerAddress) -> asyncio.Transport:
+    """The TLS transport ``start_tls`` returned (``None`` only for a transport closed meanwhile)."""
+    if transport is None:
+        raise ConnectionClosedError(f"connection to {address} closed during the TLS handshake")
+    return transport
+
+
+def names(servers: list[ServerAddress]) -> str:
+    """The servers, for a message."""
+    return ", ".join(str(server) for server in servers)

@@ -13,10 +13,12 @@ import base64
 import dataclasses
 import json
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.natsio.errors import ConnectError
 
 DEFAULT_PORT = 4222
@@ -165,3 +167,28 @@ def connect_line(
         options["user"] = address.user
         options["pass"] = address.password or ""
     return b"CONNECT " + json.dumps(options, separators=(",", ":")).encode() + b"\r\n"
+
+
+class Secrets:
+    """The TLS context and the user credential of one client, each built when first needed."""
+
+    __slots__ = ("_creds", "_options", "_ssl")
+
+    def __init__(self, options: NatsConnectOptions) -> None:
+        self._options = options
+        self._ssl: ssl.SSLContext | None = None
+        self._creds: UserCreds | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The options' context (trusting their CA), or the system's default one."""
+        if self._ssl is None:
+            self._ssl = self._options.ssl_context() or ssl.create_default_context()
+        return self._ssl
+
+    def user_creds(self) -> UserCreds | None:
+        """The user JWT and seed of the options' ``.creds`` file, if they name one."""
+        if self._options.creds_file is None:
+            return None
+        if self._creds is None:
+            self._creds = read_creds(self._options.creds_file)
+        return self._creds

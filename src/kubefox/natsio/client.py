@@ -5,7 +5,8 @@ read is parsed where it arrives, and each message's handler is called right
 there, synchronously, with a zero-copy view of the payload. No queue, no task,
 no message object per delivery; a handler that needs to await spawns its own
 task. Whatever handlers publish while a read is being parsed goes out in one
-write at the end of it.
+write at the end of it; what tasks publish meanwhile goes out in one write at
+the loop's next turn (one TLS record and one syscall for many messages).
 
 What it does: the INFO/CONNECT handshake (headers and no-responders on), TLS
 when the server requires it or the URL says ``tls://``, a user JWT and a
@@ -24,14 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections import deque
 from typing import Any
 
 from kubefox.core.nats_options import NatsConnectOptions
-from kubefox.natsio._connection import Connection, Handshake
+from kubefox.natsio._connection import Connection, Handshake, names, upgraded
+from kubefox.natsio._keepalive import Pings, WriteGate
 from kubefox.natsio._replies import Replies
-from kubefox.natsio.auth import ServerAddress, UserCreds, connect_line, parse_server, read_creds
+from kubefox.natsio.auth import Secrets, ServerAddress, connect_line, parse_server
 from kubefox.natsio.errors import (
     ConnectError,
     ConnectionClosedError,
@@ -113,8 +113,6 @@ class Client:
             raise ConnectError("no server URL given")
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
-        self._ping_interval = ping_interval
-        self._max_outstanding = max_outstanding_pings
         self._write_limit = write_buffer_limit
         self._reconnect_limit = reconnect_buffer_size
         self._on_error = on_error
@@ -128,8 +126,7 @@ class Client:
             on_info=self._on_info,
             on_err=self._on_err,
         )
-        self._ssl: ssl.SSLContext | None = None
-        self._creds: UserCreds | None = None
+        self._secrets = Secrets(options)
         self._conn: Connection | None = None
         self._transport: asyncio.Transport | None = None  # set only once connected
         self._address: ServerAddress | None = None
@@ -140,15 +137,12 @@ class Client:
         self._started = False
         self._subs: dict[int, Subscription] = {}
         self._next_sid = 0
-        self._pongs: deque[asyncio.Future[None] | None] = deque()
-        self._pings_out = 0
-        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pings = Pings(ping_interval, max_outstanding_pings, self._stale)
         self._reconnect_task: asyncio.Task[None] | None = None
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._batch: list[bytes] | None = None
-        self._write_paused = False
-        self._writable: asyncio.Future[None] | None = None
+        self._gate = WriteGate()
         self._replies: Replies | None = None
         self._resp_sub: Subscription | None = None
         #: Set while connected, cleared while disconnected or closed.
@@ -206,7 +200,7 @@ class Client:
         self._closed = True
         if isinstance(last, ServerError):
             raise last
-        raise ConnectError(f"cannot connect to {_names(self._servers)}: {last!r}") from last
+        raise ConnectError(f"cannot connect to {names(self._servers)}: {last!r}") from last
 
     async def _open(self, address: ServerAddress) -> None:
         loop = asyncio.get_running_loop()
@@ -222,11 +216,11 @@ class Client:
                 assert transport is not None  # noqa: S101 - set by connection_made
                 tls = bool(info.get("tls_required")) or address.wants_tls
                 if tls:
-                    upgraded = await loop.start_tls(
-                        transport, conn, self._ssl_context(), server_hostname=address.host
+                    started = await loop.start_tls(
+                        transport, conn, self._secrets.ssl_context(), server_hostname=address.host
                     )
-                    transport = conn.transport = _upgraded(upgraded, address)
-                creds = self._user_creds()
+                    transport = conn.transport = upgraded(started, address)
+                creds = self._secrets.user_creds()
                 line = connect_line(
                     name=self.options.name, address=address, info=info, creds=creds, tls=tls
                 )
@@ -251,8 +245,6 @@ class Client:
         self._info = info
         self._max_payload = int(info.get("max_payload", DEFAULT_MAX_PAYLOAD))
         transport.set_write_buffer_limits(high=self._write_limit)
-        self._pongs.clear()
-        self._pings_out = 0
         # Subscriptions first, then what was published meanwhile (their replies may need them).
         out = [sub.line() for sub in self._subs.values()]
         out += self._pending
@@ -261,20 +253,8 @@ class Client:
         if out:
             transport.write(b"".join(out))
         self._transport = transport
-        self._schedule_ping()
+        self._pings.start(transport)
         self.connected.set()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = self.options.ssl_context() or ssl.create_default_context()
-        return self._ssl
-
-    def _user_creds(self) -> UserCreds | None:
-        if self.options.creds_file is None:
-            return None
-        if self._creds is None:
-            self._creds = read_creds(self.options.creds_file)
-        return self._creds
 
     async def _reconnect(self) -> None:
         while not self._closed:
@@ -333,9 +313,9 @@ class Client:
         if batch is not None:
             batch.append(data)
             return
-        transport = self._transport
-        if transport is not None:
-            transport.write(data)
+        if self._transport is not None:
+            self._batch = [data]  # more may follow in this turn of the loop
+            asyncio.get_running_loop().call_soon(self._flush_batch)
             return
         if self._pending_size + len(data) > self._reconnect_limit:
             raise OutboundBufferFullError(
@@ -344,12 +324,14 @@ class Client:
         self._pending.append(data)
         self._pending_size += len(data)
 
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and self._transport is not None:
+            self._transport.write(b"".join(batch))
+
     async def wait_writable(self) -> None:
         """Return once the socket's write buffer is below ``write_buffer_limit``."""
-        while self._write_paused:
-            if self._writable is None or self._writable.done():
-                self._writable = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._writable)
+        await self._gate.wait()
 
     async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a PING's PONG
         """Return once the server has processed everything sent so far (PING, PONG).
@@ -367,8 +349,7 @@ class Client:
                 await self.connected.wait()
                 if self._transport is None:  # closed while waiting
                     raise ConnectionClosedError("the client is closed")
-                pong: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                self._pongs.append(pong)
+                pong = self._pings.expect()
                 self._write(_PING)
                 await pong
         except TimeoutError as exc:
@@ -427,8 +408,8 @@ class Client:
             MaxPayloadError, ConnectionClosedError, OutboundBufferFullError: as :meth:`publish`.
         """
         replies = self._replies or self._start_inbox()
-        if self._write_paused:
-            await self.wait_writable()
+        if self._gate.paused:
+            await self._gate.wait()
         reply, future = replies.expect()
         try:
             self.publish(subject, data, reply=reply, headers=headers)
@@ -447,8 +428,9 @@ class Client:
     def _received(self, conn: Connection, data: bytes) -> None:
         if conn is not self._conn:
             return
-        batch: list[bytes] = []
-        self._batch = batch
+        batch = self._batch  # what tasks published before this read goes out first
+        if batch is None:
+            batch = self._batch = []
         try:
             self._parser.feed(data)
         except ProtocolError as exc:
@@ -483,11 +465,7 @@ class Client:
             if not handshake.pong.done():
                 handshake.pong.set_result(None)
             return
-        self._pings_out = 0
-        if self._pongs:
-            waiter = self._pongs.popleft()
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        self._pings.pong()
 
     def _on_info(self, info: dict[str, Any]) -> None:
         handshake = self._handshake
@@ -511,15 +489,11 @@ class Client:
         was_connected = self._transport is not None
         self._transport = None
         self.connected.clear()
-        self._cancel_ping()
-        self._resume_writing(conn, force=True)
+        self._gate.release(conn.transport)
         reason = ConnectionClosedError(f"connection lost: {exc}" if exc else "connection closed")
         if self._handshake is not None:
             self._handshake.fail(reason)
-        pongs, self._pongs = self._pongs, deque()
-        for waiter in pongs:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(reason)
+        self._pings.stop(reason)
         if self._closed or not was_connected:
             return
         if self._on_disconnected is not None:
@@ -528,67 +502,48 @@ class Client:
 
     def _pause_writing(self, conn: Connection) -> None:
         if conn is self._conn and conn.transport is not None:
-            self._write_paused = True
-            conn.transport.pause_reading()
+            self._gate.pause(conn.transport)
 
-    def _resume_writing(self, conn: Connection, *, force: bool = False) -> None:
-        if not self._write_paused or (conn is not self._conn and not force):
-            return
-        self._write_paused = False
-        if conn.transport is not None and not conn.transport.is_closing():
-            conn.transport.resume_reading()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+    def _resume_writing(self, conn: Connection) -> None:
+        if conn is self._conn:
+            self._gate.release(conn.transport)
 
-    # ---- pings -------------------------------------------------------------------------
-
-    def _schedule_ping(self) -> None:
-        self._cancel_ping()
-        loop = asyncio.get_running_loop()
-        self._ping_timer = loop.call_later(self._ping_interval, self._ping)
-
-    def _cancel_ping(self) -> None:
-        if self._ping_timer is not None:
-            self._ping_timer.cancel()
-            self._ping_timer = None
-
-    def _ping(self) -> None:
-        self._ping_timer = None
+    def _stale(self, unanswered: int) -> None:
         transport = self._transport
         if transport is None:
             return
-        if self._pings_out >= self._max_outstanding:
-            self._report(
-                ConnectionClosedError(f"stale connection: {self._pings_out} pings unanswered")
-            )
-            transport.abort()  # connection_lost follows, then the reconnect
-            return
-        self._pings_out += 1
-        self._pongs.append(None)
-        transport.write(_PING)
-        self._schedule_ping()
+        self._report(ConnectionClosedError(f"stale connection: {unanswered} pings unanswered"))
+        transport.abort()  # connection_lost follows, then the reconnect
 
     # ---- closing -----------------------------------------------------------------------
 
     async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a flush's bound
-        """Unsubscribe everything, wait until the server has seen it, then :meth:`close`.
+        """Drain every subscription (see :meth:`drain_subscriptions`), then :meth:`close`."""
+        if self._closed:
+            return
+        await self.drain_subscriptions(
+            [sub for sub in self._subs.values() if sub is not self._resp_sub], timeout
+        )
+        await self.close()
+
+    async def drain_subscriptions(
+        self,
+        subs: list[Subscription],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a flush's bound
+    ) -> None:
+        """Unsubscribe ``subs`` and return once the server has seen it.
 
         Messages that arrive before the server processes the UNSUBs are still
         delivered (handlers run in the read, so they have run once this
         returns). Never raises for a dead connection.
         """
-        if self._closed:
-            return
-        draining = [sub for sub in self._subs.values() if sub is not self._resp_sub]
-        if self._transport is not None:
-            # UNSUB, but keep delivering until the server confirms it has seen them.
-            for sub in draining:
-                self._write(f"UNSUB {sub.sid}\r\n".encode())
+        subs = [sub for sub in subs if self._subs.get(sub.sid) is sub]
+        if self._transport is not None and subs:
+            self._write(b"".join(b"UNSUB %d\r\n" % sub.sid for sub in subs))
             with contextlib.suppress(NatsIOError):
                 await self.flush(timeout)
-        for sub in draining:
+        for sub in subs:
             self._subs.pop(sub.sid, None)
-        await self.close()
 
     async def close(self) -> None:
         """Close the connection and stop reconnecting; pending requests fail. Idempotent.
@@ -598,7 +553,8 @@ class Client:
         if self._closed and self._conn is None and self._reconnect_task is None:
             return
         self._closed = True
-        self._cancel_ping()
+        self._pings.stop()
+        self._flush_batch()
         task, self._reconnect_task = self._reconnect_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -635,14 +591,3 @@ class Client:
             callback()
         except Exception as exc:  # noqa: BLE001 - a state callback must not break the client
             self._report(exc)
-
-
-def _upgraded(transport: asyncio.Transport | None, address: ServerAddress) -> asyncio.Transport:
-    # start_tls returns None only for a transport closed meanwhile.
-    if transport is None:
-        raise ConnectionClosedError(f"connection to {address} closed during the TLS handshake")
-    return transport
-
-
-def _names(servers: list[ServerAddress]) -> str:
-    return ", ".join(str(server) for server in servers)

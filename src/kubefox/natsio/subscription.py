@@ -54,6 +54,13 @@ class Subscription:
         """Stop the deliveries; messages the server already sent are dropped. Idempotent."""
         self._client._unsubscribe(self)
 
+    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a flush's bound
+        """Unsubscribe; what the server sent before it saw that is still delivered.
+
+        See :meth:`Client.drain_subscriptions`. Never raises for a dead connection.
+        """
+        await self._client.drain_subscriptions([self], timeout)
+
     def line(self) -> bytes:
         """The SUB operation that makes this subscription on a connection."""
         queue = f" {self.queue}" if self.queue else ""

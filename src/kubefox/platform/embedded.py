@@ -30,7 +30,9 @@ from kubefox.adapters.http import HttpServer, HttpsrvSettings
 from kubefox.api import ApiServer, ApiSettings, create_app
 from kubefox.broker import Broker, BrokerSettings
 from kubefox.core.errors import KubeFoxError
+from kubefox.core.nats_options import NatsConnectOptions
 from kubefox.operator import LocalScheduler, Operator, OperatorSettings, wait_available
+from kubefox.platform.security import PlatformSecurity, new_identity
 from kubefox.platform.settings import PlatformSettings
 from kubefox.publish import PublishResult, publish
 from kubefox.recording.jetstream import JetStreamRecordings
@@ -46,10 +48,13 @@ from kubefox.resources import (
     load_yaml,
 )
 from kubefox.router import ResourceView, Router
+from kubefox.security.certificates import CertificateFiles, CertificateRotator, PlatformRole
+from kubefox.serving import ServerTls, certificate_names
 from kubefox.store.instances import InstanceRegistry
 from kubefox.store.jetstream import JetStreamStore
 from kubefox.store.jetstream_objects import JetStreamArtifactStore
 from kubefox.store.natsd import EmbeddedNatsServer
+from kubefox.store.secrets import ResourceSecrets
 from kubefox.store.typed import TypedStore
 from kubefox.telemetry import TelemetrySettings, TelemetryStore, default_store_url
 
@@ -81,6 +86,7 @@ class EmbeddedPlatform:
         self._artifacts: JetStreamArtifactStore | None = None
         self._registry: InstanceRegistry | None = None
         self._recordings: JetStreamRecordings | None = None
+        self._secrets: ResourceSecrets | None = None
         self._operator: Operator | None = None
         self._scheduler: LocalScheduler | None = None
         self._brokers: list[Broker] = []
@@ -96,8 +102,22 @@ class EmbeddedPlatform:
         self._telemetry: dict[str, RoleTelemetry] = {}
         self._log_forwarder: Any = None
         self._component_env: dict[str, str] = {}
+        self._security: PlatformSecurity | None = None
+        self._nats_rotator: CertificateRotator | None = None
+        self._nats_rotation: asyncio.Task[None] | None = None
+        #: Rotators of the HTTPS servers' certificates (httpsrv, the API), run by the roles.
+        self._serving_rotators: list[CertificateRotator] = []
 
     # -- what callers use -------------------------------------------------------------
+
+    @property
+    def security(self) -> PlatformSecurity:
+        """Secrets backend, CA and NATS credentials; valid from :meth:`start` to :meth:`stop`."""
+        return _started(self._security)
+
+    async def nats_options(self, name: str = "kubefox-platform") -> NatsConnectOptions:
+        """How a platform-side client (a test, a tool) connects: the platform admin user."""
+        return await self.security.nats_options(PlatformRole.API, name=name)
 
     @property
     def store(self) -> JetStreamStore:
@@ -106,8 +126,12 @@ class EmbeddedPlatform:
 
     @property
     def resources(self) -> TypedStore:
-        """Typed access to the platform's namespace of the resource store."""
-        return TypedStore(self.store, namespace=self.settings.namespace)
+        """Typed access to the platform's namespace of the resource store.
+
+        Secrets of Environments, VirtualEnvironments and manifests go to the
+        platform's secrets backend; the store keeps the mask.
+        """
+        return TypedStore(self.store, namespace=self.settings.namespace, secrets=self._secrets)
 
     @property
     def artifacts(self) -> JetStreamArtifactStore:
@@ -163,8 +187,16 @@ class EmbeddedPlatform:
         return _started(self._http).url
 
     @property
+    def https_url(self) -> str | None:
+        """Base URL of httpsrv's HTTPS listener; ``None`` with security off.
+
+        Its certificate comes from the platform's CA (``security.ca_file``).
+        """
+        return _started(self._http).https_url
+
+    @property
     def api_url(self) -> str:
-        """Base URL of the control-plane API, e.g. ``http://127.0.0.1:8081``."""
+        """Base URL of the control-plane API: ``https://...`` with security on, else ``http://``."""
         return _started(self._api).url
 
     def endpoints(self) -> dict[str, Any]:
@@ -180,6 +212,19 @@ class EmbeddedPlatform:
             "otlp": self.otlp_url,
             "brokers": len(self._brokers),
             "stateDir": str(self.state_dir),
+            **self._tls_endpoints(),
+        }
+
+    def _tls_endpoints(self) -> dict[str, Any]:
+        """The HTTPS URL of httpsrv and the CA file clients verify with; none if security is off."""
+        security = self._security
+        if security is None or not security.enabled:
+            return {}
+        http = self._http
+        serving = http is not None and http.started.is_set()
+        return {
+            "https": http.https_url if http is not None and serving else None,
+            "caFile": str(security.ca_file),
         }
 
     async def apply_yaml(self, text: str, *, source: str = "<input>") -> list[Resource]:
@@ -230,8 +275,8 @@ class EmbeddedPlatform:
     async def start(self) -> None:
         """Start everything; return once httpsrv answers. Undo what started on failure."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        await self.nats.start()
         try:
+            await self._start_nats()
             await self._open_stores()
             await self._ensure_platform_resource()
             await self._start_telemetry()
@@ -248,7 +293,10 @@ class EmbeddedPlatform:
         (self.state_dir / ENDPOINTS_FILE).write_text(json.dumps(self.endpoints(), indent=2))
         http_port = urlsplit(self.http_url).port
         api_port = urlsplit(self.api_url).port
-        (self.state_dir / PORTS_FILE).write_text(json.dumps({"http": http_port, "api": api_port}))
+        https_port = urlsplit(self.https_url).port if self.https_url else None
+        (self.state_dir / PORTS_FILE).write_text(
+            json.dumps({"http": http_port, "https": https_port, "api": api_port})
+        )
         log.info("platform.started", **self.endpoints())
 
     async def stop(self) -> None:
@@ -264,6 +312,16 @@ class EmbeddedPlatform:
                 with contextlib.suppress(Exception):
                     await closer.aclose()
         self._registry = self._artifacts = self._store = self._recordings = None
+        self._secrets = None
+        if self._nats_rotator is not None:
+            self._nats_rotator.stop()
+        if self._nats_rotation is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._nats_rotation
+        self._nats_rotator = self._nats_rotation = None
+        if self._security is not None:
+            await self._security.aclose()
+            self._security = None
         await self.nats.stop(self.settings.shutdown_grace)
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / ENDPOINTS_FILE).unlink()
@@ -283,16 +341,42 @@ class EmbeddedPlatform:
 
     # -- internals ----------------------------------------------------------------------
 
+    async def _start_nats(self) -> None:
+        """Open the security backend, start nats-server (TLS and operator mode with security on)."""
+        security = self._security = await PlatformSecurity.open(
+            self.settings, state_dir=self.state_dir
+        )
+        self._nats_rotator = await security.configure_nats(self.nats)
+        await self.nats.start()
+        await security.attach(self.nats.url)
+        if self._nats_rotator is not None:
+            self._nats_rotation = asyncio.create_task(
+                self._nats_rotator.run(), name="nats-certificate-rotation"
+            )
+
     async def _open_stores(self) -> None:
         s = self.settings
-        self._store = await JetStreamStore.connect(self.nats.url, bucket=s.bucket)
+        security = self.security
+        self._store = await JetStreamStore.connect(
+            await security.nats_options(PlatformRole.OPERATOR, name="kubefox-store"),
+            bucket=s.bucket,
+        )
         self._artifacts = await JetStreamArtifactStore.connect(
-            self.nats.url, bucket=s.artifacts_bucket
+            await security.nats_options(PlatformRole.OPERATOR, name="kubefox-artifacts"),
+            bucket=s.artifacts_bucket,
         )
         self._registry = await InstanceRegistry.connect(
-            self.nats.url, bucket=s.instances_bucket, platform=s.name, ttl=s.instance_ttl
+            await security.nats_options(PlatformRole.OPERATOR, name="kubefox-operator-registry"),
+            bucket=s.instances_bucket,
+            platform=s.name,
+            ttl=s.instance_ttl,
         )
-        self._recordings = await JetStreamRecordings.connect(self.nats.url, platform=s.name)
+        self._recordings = await JetStreamRecordings.connect(
+            await security.nats_options(PlatformRole.API, name="kubefox-recordings"),
+            platform=s.name,
+        )
+        # Secrets of resources go to the platform's secrets backend; the store keeps masks.
+        self._secrets = ResourceSecrets(security.backend, tenant=self.settings.tenant)
 
     # -- telemetry ----------------------------------------------------------------------
 
@@ -347,8 +431,13 @@ class EmbeddedPlatform:
                 platform=s.name,
                 prometheus=True,
             ),
-            "httpsrv": role_telemetry(platform_only, role="httpsrv", platform=s.name),
-            "broker": role_telemetry(platform_only, role="broker", platform=s.name),
+            # httpsrv and the broker run here: their spans go straight into the store
+            "httpsrv": role_telemetry(
+                platform_only, role="httpsrv", platform=s.name, store=self._telemetry_store
+            ),
+            "broker": role_telemetry(
+                platform_only, role="broker", platform=s.name, store=self._telemetry_store
+            ),
         }
         self._component_env = base.to_environ(KIT_TELEMETRY_PREFIX)
         self._log_forwarder = OtelLogForwarder(
@@ -442,9 +531,22 @@ class EmbeddedPlatform:
             bucket=s.bucket,
             host=s.http_host,
             port=s.http_port or self._remembered_port("http"),
+            tls_port=s.https_port or self._remembered_port("https"),
             shutdown_grace=s.shutdown_grace,
         )
         return operator, broker, http
+
+    async def _connecting_as(self, role: PlatformRole, settings: _RoleSettings) -> _RoleSettings:
+        """``settings`` with a NATS user of its own for ``role`` (a fresh identity)."""
+        options = await self.security.nats_options(role, identity=new_identity())
+        return settings.model_copy(
+            update={
+                "nats_url": options.url,
+                "nats_ca_file": options.ca_file,
+                "nats_creds_file": options.creds_file,
+                "nats_inbox_prefix": options.inbox_prefix,
+            }
+        )
 
     def _remembered_port(self, part: str) -> int:
         """Last run's port of ``part`` if it is still free, so printed URLs keep working; else 0."""
@@ -462,7 +564,9 @@ class EmbeddedPlatform:
     async def _run_roles(self) -> None:
         operator_settings, broker_settings, http_settings = self._role_settings()
         store = self.store
-        self._scheduler = LocalScheduler.from_settings(operator_settings, self.artifacts)
+        self._scheduler = LocalScheduler.from_settings(
+            operator_settings, self.artifacts, credentials=self.security.components
+        )
         self._operator_view = ResourceView(store, namespace=self.settings.namespace)
         self._operator = Operator(
             operator_settings,
@@ -472,6 +576,7 @@ class EmbeddedPlatform:
             registry=self.registry,
             view=self._operator_view,
             component_env=self._component_env,
+            secrets=self._secrets,
         )
         self._view = ResourceView(store, namespace=self.settings.namespace)
         router = Router(self._view, platform=self.settings.name)
@@ -481,23 +586,29 @@ class EmbeddedPlatform:
         metrics = platform_telemetry.metrics if platform_telemetry is not None else None
         self._brokers = [
             Broker(
-                broker_settings,
+                await self._connecting_as(PlatformRole.BROKER, broker_settings),
                 router=router,
                 tracer=broker_telemetry.tracer if broker_telemetry is not None else None,
                 metrics=metrics,
+                resource_secrets=self._secrets,
             )
             for _ in range(self.settings.brokers)
         ]
         self._http = HttpServer(
-            http_settings,
+            await self._connecting_as(PlatformRole.HTTPSRV, http_settings),
             router=router,
             tracer=http_telemetry.tracer if http_telemetry is not None else None,
             metrics=metrics,
             live=self._live_instances,
+            tls=await self._serving_tls(PlatformRole.HTTPSRV),
         )
+        api_tls = await self._serving_tls(PlatformRole.API)
         self._telemetry_gauges()
+        self.security.count_refusals(metrics)
         async with asyncio.TaskGroup() as tasks:
             view_task = tasks.create_task(self._view.run(), name="router-view")
+            for rotator in self._serving_rotators:
+                tasks.create_task(rotator.run(), name=f"{rotator.spec.common_name}-rotation")
             roles = [tasks.create_task(self._operator.run(), name="operator")]
             await self._view.wait_ready()
             roles += [
@@ -509,7 +620,7 @@ class EmbeddedPlatform:
             started = tasks.create_task(self._http.started.wait(), name="httpsrv-started")
             await asyncio.wait({started, http_task}, return_when=asyncio.FIRST_COMPLETED)
             if started.done():
-                self._api = self._api_server()
+                self._api = self._api_server(api_tls)
                 api_task = tasks.create_task(self._api.run(), name="api")
                 roles.append(api_task)
                 await asyncio.wait(
@@ -529,12 +640,38 @@ class EmbeddedPlatform:
             for broker in self._brokers:
                 broker.stop()
             self._operator.stop()
+            for rotator in self._serving_rotators:
+                rotator.stop()
             # every role drains within its own grace; this bound only guards a stuck one
             _, stuck = await asyncio.wait(roles, timeout=self.settings.shutdown_grace * 2)
             for task in (*stuck, view_task):
                 task.cancel()
 
-    def _api_server(self) -> ApiServer:
+    async def _serving_tls(self, role: PlatformRole) -> ServerTls | None:
+        """``role``'s HTTPS context with a certificate from the platform's CA; ``None`` if off.
+
+        The context is reloaded in place at each renewal (new handshakes get
+        the new certificate, open connections keep theirs); the rotator runs
+        with the roles.
+        """
+        security = self.security
+        if not security.enabled:
+            return None
+        tls: ServerTls | None = None
+
+        async def reload(files: CertificateFiles) -> None:
+            if tls is not None:
+                await tls.on_rotated(files)
+
+        hostnames, addresses = certificate_names(self.settings.http_host)
+        rotator = await security.certificate(
+            role, hostnames=hostnames, ip_addresses=addresses, on_rotated=reload
+        )
+        tls = ServerTls.from_files(rotator.files)
+        self._serving_rotators.append(rotator)
+        return tls
+
+    def _api_server(self, tls: ServerTls | None = None) -> ApiServer:
         api = self._api_settings
         if not api.port:
             api = api.model_copy(update={"port": self._remembered_port("api")})
@@ -553,8 +690,9 @@ class EmbeddedPlatform:
             telemetry=self._telemetry_store,
             metrics=self.metrics_text if "platform" in self._telemetry else None,
             recordings=self._recordings,
+            secrets=self._secrets,
         )
-        return ApiServer(api, app, closing=closing)
+        return ApiServer(api, app, closing=closing, tls=tls)
 
     async def _mark_platform_available(self) -> None:
         """Every role serves: say so on the Platform resource, as upstream's operator does."""
@@ -576,6 +714,7 @@ class EmbeddedPlatform:
 
 
 _T = TypeVar("_T")
+_RoleSettings = TypeVar("_RoleSettings", BrokerSettings, HttpsrvSettings)
 
 
 def _insert_log_processor(processor: Any) -> None:

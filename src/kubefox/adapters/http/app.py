@@ -57,10 +57,8 @@ from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
-    from opentelemetry.trace import Span
-
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopTracer
+    from kubefox.telemetry.tracing import HopSpan, HopTracer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,6 +83,10 @@ _SAMPLE_NAMES = (b"kf-sample", b"kubefox-telemetry-sample")
 _SAMPLE_VALUES = (b"true", b"1")
 
 log = structlog.get_logger(__name__)
+
+
+def _traceparent(span: SpanContext) -> bytes:
+    return f"00-{span.trace_id.hex()}-{span.span_id.hex()}-{span.flags & 0xFF:02x}".encode()
 
 
 def _log_ids(span: SpanContext) -> dict[str, str]:
@@ -283,7 +285,7 @@ class HttpAdapter:
         await self._serve(scope, receive, send, new_id())
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, event_id: str, span: Span | None = None
+        self, scope: Scope, receive: Receive, send: Send, event_id: str, span: HopSpan | None = None
     ) -> tuple[int, Routed | None, Exception | None]:
         """Answer one request; the status answered, where it was routed and what failed."""
         context = self._bare_context
@@ -303,12 +305,21 @@ class HttpAdapter:
                 event_id=event_id,
             )
             if span is not None:
-                event = msgspec.structs.replace(event, parent_span=self._span_context(span))
+                event = msgspec.structs.replace(event, parent_span=span.context)
             context = event.context
             if event.type in builtin.BUILTIN_TYPES and builtin.wants_builtin(
                 self._router, self._platform, event
             ):
-                response = builtin.answer(self._router, event, scope, body, self._live)
+                response = await builtin.answer(
+                    self._router,
+                    event,
+                    scope,
+                    body,
+                    self._live,
+                    app=self,
+                    deadline=deadline,
+                    budget=limits.timeout,
+                )
             else:
                 routed = self._router.route_genesis(event)
                 context = routed.context.event_context
@@ -328,7 +339,7 @@ class HttpAdapter:
             response = error_response(KubeFoxError())
         headers = kubefox_headers(self.key, event_id, context)
         if span is not None:
-            headers.append((_TRACEPARENT, self._traceparent(span)))
+            headers.append((_TRACEPARENT, _traceparent(span.context)))
         await self._respond(send, response, headers)
         recorder = self._recorder
         # After the answer is written; one dict lookup when nothing records this VE.
@@ -344,23 +355,11 @@ class HttpAdapter:
             )
         return response.status, routed, failure
 
-    @staticmethod
-    def _span_context(span: Span) -> SpanContext:
-        from kubefox.telemetry.tracing import event_span
-
-        return event_span(span)
-
-    @staticmethod
-    def _traceparent(span: Span) -> bytes:
-        from kubefox.telemetry.tracing import event_span, format_traceparent
-
-        return format_traceparent(event_span(span)).encode()
-
     async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request inside its span (when sampled) and record its metrics."""
         started = time.perf_counter()
         event_id = new_id()
-        span: Span | None = None
+        span: HopSpan | None = None
         tracer = self._tracer
         if tracer is not None:
             parent, force = trace_request(scope)
@@ -377,9 +376,7 @@ class HttpAdapter:
                         "url.path": scope.get("path", ""),
                     },
                 )
-                structlog.contextvars.bind_contextvars(
-                    event_id=event_id, **_log_ids(self._span_context(span))
-                )
+                structlog.contextvars.bind_contextvars(event_id=event_id, **_log_ids(span.context))
         self.in_flight += 1
         try:
             status, routed, failure = await self._serve(scope, receive, send, event_id, span)
@@ -391,23 +388,22 @@ class HttpAdapter:
             tracer.end(span, status_code=status, error=failure)
         metrics = self._metrics
         if metrics is not None:
-            from kubefox.telemetry.metrics import hop_labels
-
             if routed is not None:
                 ctx = routed.context.event_context
-                labels = hop_labels(
+                target = routed.target
+                key = metrics.key(
                     "httpsrv",
-                    app=routed.target.app,
-                    component=routed.target.name,
-                    deployment=ctx.app_deployment,
-                    virtual_environment=ctx.virtual_environment,
-                    code=status,
+                    target.app,
+                    target.name,
+                    ctx.app_deployment,
+                    ctx.virtual_environment,
+                    status,
                 )
             else:
-                labels = hop_labels("httpsrv", code=status)
-            metrics.record(time.perf_counter() - started, labels)
+                key = metrics.key("httpsrv", "", "", "", "", status)
+            metrics.observe(time.perf_counter() - started, key)
             if isinstance(failure, KubeFoxError):
-                metrics.failed(labels, failure.code)
+                metrics.failed_key(key, failure.code)
 
     async def _forward(
         self, event: Event, routed: Routed, limits: Limits, deadline: float

@@ -95,7 +95,7 @@ class Misbehaving:
 
 async def main() -> None:
     """Serve like ``kit.start()`` would, over the misbehaving transport."""
-    from kubefox.kit._nats import connect  # the Kit's own NATS transport, wrapped
+    from kubefox.kit._natsio import connect  # the Kit's own NATS transport, wrapped
 
     settings = KitSettings.from_environ(os.environ)
     transport = Misbehaving(await connect(settings))
