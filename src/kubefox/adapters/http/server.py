@@ -28,9 +28,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kubefox.adapters.http.app import HttpAdapter, adapter_identity
+from kubefox.adapters.http.app import HttpAdapter, Requester, adapter_identity
 from kubefox.adapters.http.builtin import LiveInstances
-from kubefox.adapters.http.nats import NatsClient, NatsRequester, close, connect
+from kubefox.adapters.http.nats import (
+    NatsClient,
+    NatsioRequester,
+    NatsRequester,
+    close,
+    connect,
+    connect_requests,
+)
 from kubefox.adapters.http.settings import HttpsrvSettings
 from kubefox.core.errors import UnavailableError
 from kubefox.recording.jetstream import JetStreamRecordings
@@ -149,22 +156,31 @@ class HttpServer:
                 sockets.append(bind(settings.host, settings.tls_port, backlog=_BACKLOG))
                 self._https_url = url_of(sockets[1], scheme="https")
             client = self._client
-            if client is None:
-                client = await connect(
-                    settings.nats_options(name=f"kubefox-httpsrv {self.source.key}")
-                )
+            if client is not None:  # the caller's connection carries everything
+                await self._run(client, NatsRequester(client), sockets)
+                return
+            client = await connect(settings.nats_options(name=f"kubefox-httpsrv {self.source.key}"))
             try:
-                await self._run(client, sockets)
+                # Genesis requests get a natsio connection of their own (the hot path);
+                # the store and the recordings keep nats-py's, which speaks JetStream.
+                requests = await connect_requests(
+                    settings.nats_options(name=f"kubefox-httpsrv {self.source.key} requests")
+                )
+                try:
+                    await self._run(client, NatsioRequester(requests), sockets)
+                finally:
+                    await requests.close()
             finally:
-                if self._client is None:
-                    await close(client)
+                await close(client)
         finally:
             for sock in sockets:
                 sock.close()
             self.started.clear()
             log.info("httpsrv.stopped", adapter=self.source.key)
 
-    async def _run(self, client: NatsClient, sockets: list[socket.socket]) -> None:
+    async def _run(
+        self, client: NatsClient, requester: Requester, sockets: list[socket.socket]
+    ) -> None:
         async with asyncio.TaskGroup() as tasks:
             router = self._router
             follower: asyncio.Task[None] | None = None
@@ -178,7 +194,7 @@ class HttpServer:
             if recorder is not None:
                 tasks.create_task(recorder.run(), name="httpsrv-recorder")
             try:
-                await self._serve(router, NatsRequester(client), sockets, recorder)
+                await self._serve(router, requester, sockets, recorder)
             finally:
                 if follower is not None:
                     follower.cancel()
@@ -188,7 +204,7 @@ class HttpServer:
     async def _serve(
         self,
         router: Router,
-        requester: NatsRequester,
+        requester: Requester,
         sockets: list[socket.socket],
         recorder: Recorder | None = None,
     ) -> None:
