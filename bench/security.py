@@ -18,30 +18,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from bench.e2e import APP, _check, _cpu_per_request
+from bench.e2e import _check, _cpu_per_request
 from bench.load import LoadResult, generator, measure, warm_up
 from bench.options import duration
-from bench.processes import Child, cpu_seconds, python_module
+from bench.processes import Child, cpu_seconds
+from bench.variants import start_platform, throughput_cost
 
 CONNECTIONS = 50
 SYSTEMS: dict[str, dict[str, str]] = {
     "off": {"KUBEFOX_PLATFORM_SECURITY": "false"},
     "on": {"KUBEFOX_PLATFORM_SECURITY": "true"},
 }
-
-
-def _start(name: str, env: dict[str, str]) -> tuple[dict[str, Any], Child]:
-    child = Child(f"platform-{name}", python_module("bench.embedded", str(APP)), env=env)
-    try:
-        ready: dict[str, Any] = child.read_json(timeout=120)
-    except BaseException:
-        child.stop()
-        raise
-    return ready, child
-
-
-def _cost(on: LoadResult, off: LoadResult) -> float:
-    return round(1 - on.rps / off.rps, 3) if off.rps else float("nan")
 
 
 def run_security() -> dict[str, Any]:
@@ -53,7 +40,7 @@ def run_security() -> dict[str, Any]:
     cpu: dict[str, dict[str, float]] = {}
     try:
         for name, env in SYSTEMS.items():
-            ready, child = _start(name, env)
+            ready, child = start_platform(name, env)
             children.append(child)
             urls[name] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
             pids[name] = ready["pids"]
@@ -74,6 +61,6 @@ def run_security() -> dict[str, Any]:
         "request": "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa",
         f"c{CONNECTIONS}": {
             **{name: {**result.report(), "cpu_us": cpu[name]} for name, result in results.items()},
-            "cost_on_vs_off": _cost(results["on"], results["off"]),
+            "cost_on_vs_off": throughput_cost(results["on"], results["off"]),
         },
     }

@@ -20,10 +20,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from bench.e2e import APP, _check, _cpu_per_request
+from bench.e2e import _check, _cpu_per_request
 from bench.load import LoadResult, generator, measure, warm_up
 from bench.options import duration
-from bench.processes import Child, cpu_seconds, python_module
+from bench.processes import Child, cpu_seconds
+from bench.variants import start_platform, throughput_cost
 
 CONCURRENCY = (1, 50)
 SYSTEMS: dict[str, dict[str, str]] = {
@@ -32,20 +33,6 @@ SYSTEMS: dict[str, dict[str, str]] = {
     "sampled": {"KUBEFOX_PLATFORM_TELEMETRY_SAMPLING_RATIO": "1"},
 }
 TARGET_COST = 0.15
-
-
-def _start(name: str, env: dict[str, str]) -> tuple[dict[str, Any], Child]:
-    child = Child(f"platform-{name}", python_module("bench.embedded", str(APP)), env=env)
-    try:
-        ready: dict[str, Any] = child.read_json(timeout=120)
-    except BaseException:
-        child.stop()
-        raise
-    return ready, child
-
-
-def _cost(traced: LoadResult, off: LoadResult) -> float:
-    return round(1 - traced.rps / off.rps, 3) if off.rps else float("nan")
 
 
 def run_tracing() -> dict[str, Any]:
@@ -57,7 +44,7 @@ def run_tracing() -> dict[str, Any]:
     cpu: dict[int, dict[str, dict[str, float]]] = {}
     try:
         for name, env in SYSTEMS.items():
-            ready, child = _start(name, env)
+            ready, child = start_platform(name, env)
             children.append(child)
             urls[name] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
             pids[name] = ready["pids"]
@@ -85,8 +72,8 @@ def run_tracing() -> dict[str, Any]:
                 name: {**result.report(), "cpu_us": cpu[connections][name]}
                 for name, result in results.items()
             },
-            "cost_sampled_vs_off": _cost(results["sampled"], results["off"]),
-            "cost_unsampled_vs_off": _cost(results["unsampled"], results["off"]),
+            "cost_sampled_vs_off": throughput_cost(results["sampled"], results["off"]),
+            "cost_unsampled_vs_off": throughput_cost(results["unsampled"], results["off"]),
         }
     top = report[f"c{CONCURRENCY[-1]}"]
     report["targets"] = {"sampled_cost_under_15_percent": top["cost_sampled_vs_off"] < TARGET_COST}
