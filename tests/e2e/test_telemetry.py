@@ -148,3 +148,33 @@ async def test_one_request_has_one_trace_through_every_hop_with_logs_and_metrics
     ), served
     assert any('hop="broker"' in line for line in _metric_lines(metrics, "kubefox_hop_"))
     assert _metric_lines(metrics, "kubefox_component_instances")
+
+
+async def test_fox_trace_last_right_after_a_request_shows_its_whole_trace(tmp_path: Path) -> None:
+    """The README's ``curl ...?kf-sample=true && fox trace --last``, with no flush between.
+
+    Spans reach the store in batches: each time, the request just made is the
+    one drawn, whole (not an older trace, not part of this one).
+    """
+    repo = app_repo(EXAMPLES / "hello-world", tmp_path / "hello-world")
+    state = tmp_path / "state"
+    async with running_platform(state) as (platform, http):
+        await platform.publish(repo)
+        await platform.apply_path(repo / "hack" / "environments")
+        await platform.wait_available("hello-world-main")
+        answers = []
+        for _ in range(2):  # the second must win over the first as "last"
+            answers.append(await http.get("/qa/hello", params=QA))
+            traced = await asyncio.to_thread(
+                fox, "trace", "--last", "-o", "json", cwd=tmp_path, state_dir=state
+            )
+            assert traced.returncode == 0, traced.stderr
+            document: dict[str, Any] = json.loads(traced.stdout)
+            trace_id = answers[-1].headers["traceparent"].split("-")[1]
+
+            assert document["trace_id"] == trace_id
+            services = sorted(span["service"] for span in document["spans"])
+            assert len(services) == 5, services
+            assert {"httpsrv", "broker"} <= set(services)
+            assert any(s.startswith("hello-world-frontend-") for s in services)
+            assert any(s.startswith("hello-world-backend-") for s in services)

@@ -11,6 +11,8 @@ ones until Ctrl-C.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +27,12 @@ from kubefox.cli.options import (
     OutputOption,
     StateDirOption,
 )
-from kubefox.core.errors import InvalidError
+from kubefox.core.errors import InvalidError, NotFoundError
+
+#: Spans reach the store in batches, at most about a second after they end (every
+#: role and component exports each half second; components post theirs over HTTP):
+#: a trace younger than this may still grow, and the latest one may not be in yet.
+SETTLE_SECONDS = 1.2
 
 
 def _trace_from_json(document: dict[str, Any]) -> Any:
@@ -82,9 +89,9 @@ def trace(
         raise InvalidError("give an event or trace id, or --last (not both)")
     with ApiClient.connect(api=api, state_dir=state_dir) as client:
         if last:
-            document = client.get(f"{PREFIX}/traces", params={"last": "1"})
+            document = _settled(lambda: client.get(f"{PREFIX}/traces", params={"last": "1"}))
         else:
-            document = client.get(path("traces", str(ident)))
+            document = _settled(lambda: client.get(path("traces", str(ident))))
     if output is not OutputFormat.TABLE:
         from kubefox.cli.output import emit
 
@@ -95,6 +102,27 @@ def trace(
     from kubefox.telemetry.render import render_trace
 
     Console().print(render_trace(_trace_from_json(document)))
+
+
+def _settled(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The trace ``fetch`` returns once its spans are all stored.
+
+    ``curl ... && fox trace --last`` runs a moment after the request ended, when
+    some of its spans may still be on their way: a trace not found yet, or one
+    whose newest span ended less than :data:`SETTLE_SECONDS` ago, is fetched
+    again once that time has passed (for ``--last``, that may be a newer trace).
+    """
+    try:
+        document = fetch()
+    except NotFoundError:
+        time.sleep(SETTLE_SECONDS)
+        return fetch()
+    newest = max((int(span["end_ns"]) for span in document.get("spans", [])), default=0)
+    age = time.time() - newest / 1e9
+    if age < SETTLE_SECONDS:
+        time.sleep(SETTLE_SECONDS - max(age, 0.0))
+        document = fetch()
+    return document
 
 
 @reports_errors
