@@ -7,19 +7,17 @@ embedded platform) builds a :class:`BrokerSettings` and passes it to
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubefox.core.codec import DEFAULT_MAX_EVENT_SIZE
-from kubefox.core.nats_options import NatsConnectOptions
+from kubefox.security.settings import NatsClientSettings
 
 # A DNS label: platform names become subject tokens and namespaces store-key parts.
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
-class BrokerSettings(BaseSettings):
+class BrokerSettings(NatsClientSettings, BaseSettings):
     """Everything a broker can be told; immutable once built."""
 
     model_config = SettingsConfigDict(
@@ -40,20 +38,6 @@ class BrokerSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         min_length=1,
         description="NATS server URL(s), comma separated.",
-    )
-    nats_ca_file: Path | None = Field(
-        default=None,
-        description="CA bundle that verifies the NATS server's TLS certificate; unset: no TLS.",
-    )
-    nats_creds_file: Path | None = Field(
-        default=None,
-        description="NATS user credential (.creds: JWT and seed) when the server runs in "
-        "operator mode.",
-    )
-    nats_inbox_prefix: str | None = Field(
-        default=None,
-        description="Inbox prefix the credential allows replies on "
-        "(_INBOX.<platform>.<role>.<id>); unset: nats-py's default.",
     )
     bucket: str = Field(
         default="kubefox-resources",
@@ -76,13 +60,3 @@ class BrokerSettings(BaseSettings):
         gt=0,
         description="Seconds in-flight events get to finish on stop before they are cancelled.",
     )
-
-    def nats_options(self, name: str) -> NatsConnectOptions:
-        """How to connect to NATS as these settings say, naming the connection ``name``."""
-        return NatsConnectOptions(
-            url=self.nats_url,
-            name=name,
-            ca_file=self.nats_ca_file,
-            creds_file=self.nats_creds_file,
-            inbox_prefix=self.nats_inbox_prefix,
-        )

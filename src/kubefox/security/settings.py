@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from kubefox.core.nats_options import NatsConnectOptions
+
 #: Defaults of the OpenBao backend (upstream mounts per instance under ``kubefox/``).
 DEFAULT_KV_MOUNT = "kubefox/kv"
 DEFAULT_PKI_MOUNT = "kubefox/pki"
@@ -47,3 +49,37 @@ class SecretsSettings(BaseModel):
     role: str | None = Field(
         default=None, description=f"PKI role leaves are issued through (default {DEFAULT_ROLE})."
     )
+
+
+class NatsClientSettings(BaseModel):
+    """The NATS connection fields of a process's settings: where, trusting what, as whom.
+
+    Mixed into the settings of every process that connects on its own (broker,
+    httpsrv); each declares its own ``nats_url`` default and description.
+    """
+
+    nats_url: str = Field(min_length=1, description="NATS server URL(s), comma separated.")
+    nats_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that verifies the NATS server's TLS certificate; unset: no TLS.",
+    )
+    nats_creds_file: Path | None = Field(
+        default=None,
+        description="NATS user credential (.creds: JWT and seed) when the server runs in "
+        "operator mode.",
+    )
+    nats_inbox_prefix: str | None = Field(
+        default=None,
+        description="Inbox prefix the credential allows replies on "
+        "(_INBOX.<platform>.<role>.<id>); unset: nats-py's default.",
+    )
+
+    def nats_options(self, name: str) -> NatsConnectOptions:
+        """How to connect to NATS as these settings say, naming the connection ``name``."""
+        return NatsConnectOptions(
+            url=self.nats_url,
+            name=name,
+            ca_file=self.nats_ca_file,
+            creds_file=self.nats_creds_file,
+            inbox_prefix=self.nats_inbox_prefix,
+        )

@@ -8,10 +8,10 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kubefox.core.nats_options import NatsConnectOptions
+from kubefox.security.settings import NatsClientSettings
 
 
-class HttpsrvSettings(BaseSettings):
+class HttpsrvSettings(NatsClientSettings, BaseSettings):
     """Everything httpsrv (the HTTP genesis adapter) can be told; nothing else reads the env."""
 
     model_config = SettingsConfigDict(
@@ -52,20 +52,6 @@ class HttpsrvSettings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         description="NATS server URL(s), comma separated, used when no client is passed in.",
-    )
-    nats_ca_file: Path | None = Field(
-        default=None,
-        description="CA bundle that verifies the NATS server's TLS certificate; unset: no TLS.",
-    )
-    nats_creds_file: Path | None = Field(
-        default=None,
-        description="NATS user credential (.creds: JWT and seed) when the server runs in "
-        "operator mode.",
-    )
-    nats_inbox_prefix: str | None = Field(
-        default=None,
-        description="Inbox prefix the credential allows replies on "
-        "(_INBOX.<platform>.<role>.<id>); unset: nats-py's default.",
     )
     bucket: str = Field(
         default="kubefox-resources",
@@ -112,16 +98,6 @@ class HttpsrvSettings(BaseSettings):
         description="Open connections (and requests in progress) beyond which new requests are "
         "answered 503 at once; counted per listener (HTTP and HTTPS each).",
     )
-
-    def nats_options(self, name: str) -> NatsConnectOptions:
-        """How to connect to NATS as these settings say, naming the connection ``name``."""
-        return NatsConnectOptions(
-            url=self.nats_url,
-            name=name,
-            ca_file=self.nats_ca_file,
-            creds_file=self.nats_creds_file,
-            inbox_prefix=self.nats_inbox_prefix,
-        )
 
     @model_validator(mode="after")
     def _certificate_and_key(self) -> Self:
