@@ -24,31 +24,16 @@ the native throughput, with a p99 no worse than 1.2x native.
 
 from __future__ import annotations
 
-import sys
-import urllib.request
 from typing import Any
 
-from bench.load import LoadResult, generator, measure, warm_up
+from bench.load import LoadResult, generator
 from bench.options import duration
-from bench.processes import ROOT, Child, cpu_seconds, python_module
+from bench.processes import Child, python_module
+from bench.variants import PLATFORM_REQUEST, measure_in_turns, platform_url, start_platform
 
 CONCURRENCY = (1, 50)
 #: The native baselines: result name -> the frontend role of :mod:`bench.native`.
 NATIVE = {"native": "frontend", "native_aiohttp": "frontend-aiohttp"}
-EXPECTED = "👋 Hello World!"
-APP = ROOT / "examples" / "hello-world"
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our own http URL
-        body: bytes = answer.read()
-    return body.decode()
-
-
-def _check(url: str, name: str) -> None:
-    body = _get(url)
-    if body != EXPECTED:
-        raise RuntimeError(f"{name} answered {body!r}, not {EXPECTED!r}")
 
 
 def start_native(frontend_role: str = "frontend") -> tuple[str, list[Child]]:
@@ -69,17 +54,6 @@ def start_native(frontend_role: str = "frontend") -> tuple[str, list[Child]]:
     return f"{frontend_url}/qa/hello", children
 
 
-def start_platform(app: str = str(APP)) -> tuple[dict[str, Any], Child]:
-    """An embedded platform serving ``app``; what it reported when ready."""
-    child = Child("platform", python_module("bench.embedded", app))
-    try:
-        ready: dict[str, Any] = child.read_json(timeout=120)
-    except BaseException:
-        child.stop()
-        raise
-    return ready, child
-
-
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
@@ -87,8 +61,6 @@ def _ratio(a: float, b: float) -> float:
 def run_e2e() -> dict[str, Any]:
     """Throughput and latency of hello-world on the platform and natively, and their ratios."""
     children: list[Child] = []
-    phases: dict[int, dict[str, LoadResult]] = {}
-    cpu: dict[int, dict[str, dict[str, float]]] = {}
     try:
         urls: dict[str, str] = {}
         pids: dict[str, dict[str, int]] = {}
@@ -98,25 +70,16 @@ def run_e2e() -> dict[str, Any]:
             pids[name] = {"backend": native[0].pid, "frontend": native[1].pid}
         ready, platform = start_platform()
         children.append(platform)
-        urls["platform"] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
+        urls["platform"] = platform_url(ready)
         pids["platform"] = ready["pids"]
-        for name, url in urls.items():
-            _check(url, name)
-        for connections in CONCURRENCY:
-            for name, url in urls.items():
-                print(f"e2e: {name}, {connections} connections", file=sys.stderr)
-                warm_up(url, connections)
-                before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
-                result = measure(url, connections)
-                phases.setdefault(connections, {})[name] = result
-                cpu.setdefault(connections, {})[name] = _cpu_per_request(before, pids[name], result)
+        phases, cpu = measure_in_turns("e2e", urls, pids, CONCURRENCY)
     finally:
         for child in reversed(children):
             child.stop()
     report: dict[str, Any] = {
         "load_generator": generator(),
         "seconds_per_phase": duration(),
-        "platform_request": "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa",
+        "platform_request": PLATFORM_REQUEST,
         "native_request": "GET /qa/hello",
     }
     for connections, results in phases.items():
@@ -138,16 +101,6 @@ def run_e2e() -> dict[str, Any]:
         for name in NATIVE
     }
     return report
-
-
-def _cpu_per_request(
-    before: dict[str, float], pids: dict[str, int], result: LoadResult
-) -> dict[str, float]:
-    """Microseconds of CPU each process used per answered request; ``total`` sums them."""
-    used = {role: cpu_seconds(pid) - before[role] for role, pid in pids.items()}
-    per_request = {role: round(s * 1e6 / max(1, result.requests), 1) for role, s in used.items()}
-    per_request["total"] = round(sum(per_request.values()), 1)
-    return per_request
 
 
 def _ratios(platform: LoadResult, native: LoadResult) -> dict[str, float]:

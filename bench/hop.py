@@ -32,9 +32,9 @@ import sys
 import urllib.request
 from typing import Any
 
-from bench.e2e import start_platform
 from bench.options import duration
 from bench.processes import ROOT, Child, cpu_seconds, python_module
+from bench.variants import start_platform
 
 APP = ROOT / "bench" / "apps" / "hop"
 ROUNDS = 3

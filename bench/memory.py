@@ -14,8 +14,8 @@ import time
 import urllib.request
 from typing import Any
 
-from bench.e2e import start_platform
 from bench.processes import rss_mb
+from bench.variants import start_platform
 
 LIMIT_MB = 60.0
 SETTLE_SECONDS = 2.0

@@ -15,14 +15,17 @@ drifting load on a shared machine hits each alike. The cost is
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from bench.e2e import _check, _cpu_per_request
-from bench.load import LoadResult, generator, measure, warm_up
+from bench.load import generator
 from bench.options import duration
-from bench.processes import Child, cpu_seconds
-from bench.variants import start_platform, throughput_cost
+from bench.processes import Child
+from bench.variants import (
+    PLATFORM_REQUEST,
+    measure_in_turns,
+    start_platforms,
+    throughput_cost,
+)
 
 CONNECTIONS = 50
 SYSTEMS: dict[str, dict[str, str]] = {
@@ -34,33 +37,22 @@ SYSTEMS: dict[str, dict[str, str]] = {
 def run_security() -> dict[str, Any]:
     """Throughput and latency of hello-world at 50 connections with security off and on."""
     children: list[Child] = []
-    urls: dict[str, str] = {}
-    pids: dict[str, dict[str, int]] = {}
-    results: dict[str, LoadResult] = {}
-    cpu: dict[str, dict[str, float]] = {}
     try:
-        for name, env in SYSTEMS.items():
-            ready, child = start_platform(name, env)
-            children.append(child)
-            urls[name] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
-            pids[name] = ready["pids"]
-        for name, url in urls.items():
-            _check(url, name)
-        for name, url in urls.items():
-            print(f"security: {name}, {CONNECTIONS} connections", file=sys.stderr)
-            warm_up(url, CONNECTIONS)
-            before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
-            results[name] = measure(url, CONNECTIONS)
-            cpu[name] = _cpu_per_request(before, pids[name], results[name])
+        urls, pids = start_platforms(SYSTEMS, children)
+        phases, cpu = measure_in_turns("security", urls, pids, (CONNECTIONS,))
     finally:
         for child in reversed(children):
             child.stop()
+    results, cpu_us = phases[CONNECTIONS], cpu[CONNECTIONS]
     return {
         "load_generator": generator(),
         "seconds_per_phase": duration(),
-        "request": "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa",
+        "request": PLATFORM_REQUEST,
         f"c{CONNECTIONS}": {
-            **{name: {**result.report(), "cpu_us": cpu[name]} for name, result in results.items()},
+            **{
+                name: {**result.report(), "cpu_us": cpu_us[name]}
+                for name, result in results.items()
+            },
             "cost_on_vs_off": throughput_cost(results["on"], results["off"]),
         },
     }

@@ -17,14 +17,17 @@ issue's target is under 15 % at 100 % sampling.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from bench.e2e import _check, _cpu_per_request
-from bench.load import LoadResult, generator, measure, warm_up
+from bench.load import generator
 from bench.options import duration
-from bench.processes import Child, cpu_seconds
-from bench.variants import start_platform, throughput_cost
+from bench.processes import Child
+from bench.variants import (
+    PLATFORM_REQUEST,
+    measure_in_turns,
+    start_platforms,
+    throughput_cost,
+)
 
 CONCURRENCY = (1, 50)
 SYSTEMS: dict[str, dict[str, str]] = {
@@ -38,33 +41,16 @@ TARGET_COST = 0.15
 def run_tracing() -> dict[str, Any]:
     """Throughput and latency of hello-world with telemetry off, unsampled and sampled."""
     children: list[Child] = []
-    urls: dict[str, str] = {}
-    pids: dict[str, dict[str, int]] = {}
-    phases: dict[int, dict[str, LoadResult]] = {}
-    cpu: dict[int, dict[str, dict[str, float]]] = {}
     try:
-        for name, env in SYSTEMS.items():
-            ready, child = start_platform(name, env)
-            children.append(child)
-            urls[name] = next(url for url in ready["urls"] if "/qa/hello?kf-dep=" in url)
-            pids[name] = ready["pids"]
-        for name, url in urls.items():
-            _check(url, name)
-        for connections in CONCURRENCY:
-            for name, url in urls.items():
-                print(f"tracing: {name}, {connections} connections", file=sys.stderr)
-                warm_up(url, connections)
-                before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
-                result = measure(url, connections)
-                phases.setdefault(connections, {})[name] = result
-                cpu.setdefault(connections, {})[name] = _cpu_per_request(before, pids[name], result)
+        urls, pids = start_platforms(SYSTEMS, children)
+        phases, cpu = measure_in_turns("tracing", urls, pids, CONCURRENCY)
     finally:
         for child in reversed(children):
             child.stop()
     report: dict[str, Any] = {
         "load_generator": generator(),
         "seconds_per_phase": duration(),
-        "request": "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa",
+        "request": PLATFORM_REQUEST,
     }
     for connections, results in phases.items():
         report[f"c{connections}"] = {
