@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from kubefox.core import subjects
 from kubefox.operator import InstanceState
 from kubefox.platform import EmbeddedPlatform
+from kubefox.security.nats_jwt import decode_jwt
 from tests.e2e.gitapps import EXAMPLES, app_repo
 from tests.e2e.platforms import running_platform
 
@@ -103,6 +104,19 @@ async def test_the_operator_gives_each_process_a_private_credential(hello: Runni
     assert stat.S_IMODE(original.parent.stat().st_mode) == 0o700
     assert hello.platform.nats.url.startswith("tls://")
     assert hello.platform.security.ca_file.is_file()
+
+
+async def test_each_app_has_its_own_nats_account(hello: Running) -> None:
+    """The frontend's user is signed by hello-world's account, not the tenant's (the platform's)."""
+    security = hello.platform.security
+    token = hello.creds.read_text().split("-----BEGIN NATS USER JWT-----\n")[1].split("\n")[0]
+    app_account = f"{hello.platform.settings.tenant}.{hello.frontend.app}"
+
+    issuer = decode_jwt(token)["iss"]
+
+    assert issuer == await security.authority.account_public_key(app_account)
+    assert issuer != await security.authority.account_public_key(security.account)
+    assert app_account in await security.authority.accounts()
 
 
 async def test_a_component_credential_is_refused_anothers_subjects(hello: Running) -> None:

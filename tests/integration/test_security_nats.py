@@ -9,24 +9,18 @@ message goes nowhere.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import nats
 import nats.errors
 import pytest
-from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from kubefox.core import subjects
 from kubefox.security.embedded import EmbeddedSecretsBackend
 from kubefox.security.nats_auth import (
     NatsAuthority,
-    UserCredential,
     app_account,
     broker_permissions,
     component_inbox,
@@ -37,7 +31,16 @@ from kubefox.security.nats_auth import (
 )
 from kubefox.security.nats_jwt import decode_jwt
 from kubefox.security.private_files import write_atomic
-from kubefox.store.natsd import EmbeddedNatsServer, NatsOperator
+from tests.integration.operated_nats import (
+    Conn,
+    Operated,
+    OperatedServer,
+    closing,
+    connect,
+    nothing_arrives,
+    operated_server_fixture,  # noqa: F401 - one server for the module
+    refused,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,101 +48,6 @@ P = "demo"
 ACME = app_account("acme", "shop")
 GLOBEX = app_account("globex", "shop")
 BUCKET = "kubefox-instances"
-
-
-@dataclass
-class Operated:
-    server: EmbeddedNatsServer
-    authority: NatsAuthority
-    system: Client
-    directory: Path
-
-
-class Conn:
-    """A client and the errors the server sent it."""
-
-    def __init__(self, client: Client, errors: asyncio.Queue[Exception]) -> None:
-        self.client = client
-        self.errors = errors
-
-    async def violation(self, within: float = 3.0) -> str:
-        async with asyncio.timeout(within):
-            while True:
-                error = str(await self.errors.get())
-                if "permissions violation" in error.lower():
-                    return error
-
-
-async def refused(operated: Operated, credential: UserCredential) -> str:
-    """Try to connect with ``credential``; return the server's refusal."""
-    path = operated.directory / f"{credential.public_key}.creds"
-    write_atomic(path, credential.creds.encode())
-    client = Client()
-    try:
-        await client.connect(
-            operated.server.url,
-            user_credentials=str(path),
-            allow_reconnect=False,
-            connect_timeout=3,
-            error_cb=_ignore,
-        )
-    except nats.errors.Error as exc:
-        return str(exc)
-    finally:
-        # nats-py leaves the socket of a refused connection open: close it here
-        await client.close()
-        if client._transport is not None:
-            client._transport.close()  # type: ignore[no-untyped-call]
-    pytest.fail("the server accepted the credential")
-
-
-async def _ignore(exc: Exception) -> None:
-    pass
-
-
-async def connect(
-    operated: Operated, credential: UserCredential | str, *, inbox_prefix: str = "_INBOX"
-) -> Conn:
-    text = credential if isinstance(credential, str) else credential.creds
-    name = "system" if isinstance(credential, str) else credential.public_key
-    path = operated.directory / f"{name}.creds"
-    write_atomic(path, text.encode())
-    errors: asyncio.Queue[Exception] = asyncio.Queue()
-
-    async def on_error(exc: Exception) -> None:
-        errors.put_nowait(exc)
-
-    client = await nats.connect(
-        operated.server.url,
-        user_credentials=str(path),
-        inbox_prefix=inbox_prefix,
-        allow_reconnect=False,
-        connect_timeout=3,
-        error_cb=on_error,
-    )
-    return Conn(client, errors)
-
-
-@dataclass(frozen=True)
-class OperatedServer:
-    server: EmbeddedNatsServer
-    directory: Path
-
-
-@pytest.fixture(scope="module")
-def operated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatedServer]:
-    """One nats-server in operator mode for the module; the operator's keys live in its state."""
-    directory = tmp_path_factory.mktemp("operator")
-    authority = asyncio.run(
-        NatsAuthority.load_or_create(EmbeddedSecretsBackend(directory / "state"))
-    )
-    operator = NatsOperator(
-        operator_jwt=authority.operator_jwt,
-        system_account=authority.system_account,
-        system_account_jwt=authority.system_account_jwt(),
-    )
-    with EmbeddedNatsServer(directory / "nats", operator=operator) as server:
-        yield OperatedServer(server, directory)
 
 
 @pytest.fixture
@@ -179,23 +87,6 @@ async def component(operated: Operated, name: str, inst: str = "i1") -> Conn:
         ACME, f"{name}-{inst}", component_permissions(*ident, instances_bucket=BUCKET)
     )
     return await connect(operated, credential, inbox_prefix=component_inbox(*ident))
-
-
-@contextlib.asynccontextmanager
-async def closing(*conns: Conn) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        for conn in conns:
-            await conn.client.close()
-
-
-async def nothing_arrives(sub: Subscription) -> bool:
-    try:
-        await sub.next_msg(timeout=0.3)
-    except nats.errors.TimeoutError:
-        return True
-    return False
 
 
 async def test_every_jwt_carries_the_permissions_it_was_given(operated: Operated) -> None:

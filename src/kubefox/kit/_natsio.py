@@ -11,10 +11,11 @@ The registration record lives in a JetStream KV bucket, spoken here in plain
 NATS, exactly what a component's permissions allow
 (:func:`kubefox.security.nats_auth.component_permissions`): a put is a request
 to ``$KV.<bucket>.<key>`` answered by JetStream's PubAck (or an error) in
-JSON, a delete the same with the header ``KV-Operation: DEL``, and binding
-checks the bucket once with ``$JS.API.STREAM.INFO.KV_<bucket>``. A bucket
-that does not exist is created, as nats-py's KV would, so that a component
-started alone still registers. So a component needs no nats-py at all.
+JSON, a delete the same with the header ``KV-Operation: DEL``. Only when
+no stream answers a put is the bucket checked with
+``$JS.API.STREAM.INFO.KV_<bucket>`` and, if it does not exist, created, as
+nats-py's KV would, so that a component started alone still registers. So a
+component needs no nats-py at all.
 
 The connection reconnects forever, a short wait apart; the Kit's watchdog
 decides when a loss has lasted too long, from :meth:`wait_disconnected` and
@@ -81,7 +82,6 @@ class NatsioTransport:
         self._client: natsio.Client | None = None
         self._subscriptions: list[natsio.Subscription] = []
         self._pumps: list[asyncio.Task[None]] = []
-        self._bound = False
         self._up = asyncio.Event()
         self._down = asyncio.Event()
 
@@ -251,8 +251,6 @@ class NatsioTransport:
 
     async def _bind(self) -> None:
         """Check the bucket exists; create it if not (see the module docstring)."""
-        if self._bound:
-            return
         s = self._settings
         stream = f"KV_{s.instances_bucket}"
         info = await self._js(f"$JS.API.STREAM.INFO.{stream}")
@@ -261,7 +259,6 @@ class NatsioTransport:
             await self._create(stream)
         elif error is not None:
             raise BrokerUnavailableError(f"bucket {s.instances_bucket}: {_describe(error)}")
-        self._bound = True
 
     async def _create(self, stream: str) -> None:
         s = self._settings
@@ -296,12 +293,13 @@ class NatsioTransport:
     async def _kv(self, action: str, key: str, data: bytes, headers: dict[str, str] | None) -> None:
         subject = f"$KV.{self._settings.instances_bucket}.{key}"
         try:
-            await self._bind()
+            # The put first: when the bucket exists (the platform makes it) that is
+            # the only request, and it is all an app's NATS account can ask
+            # JetStream (security.nats_tenancy imports the keys, not its API).
             try:
                 ack = await self._js(subject, data, headers=headers)
             except _NoStreamError:
-                self._bound = False  # the bucket went away: check (and make) it again
-                await self._bind()
+                await self._bind()  # no bucket (yet, or any more): check and make it
                 ack = await self._js(subject, data, headers=headers)
         except _NoStreamError as exc:
             raise BrokerUnavailableError(f"{action}: {exc}") from exc

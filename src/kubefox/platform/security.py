@@ -9,18 +9,20 @@ work whatever ``security`` says. With ``security`` on (the default) it also
   by a :class:`~kubefox.security.certificates.CertificateRotator` that reloads
   the server) and runs the server in operator mode with the system account
   preloaded and a ``full`` resolver;
-* pushes the tenant's account (one NATS account per tenant: see
-  :func:`~kubefox.security.nats_auth.tenant_account` for why not one per app),
-  revoking at each start every user the account had signed before, so nothing
-  left on disk by an earlier run still connects;
+* pushes the tenant's account and one account per app, linked by stream
+  exports and imports (:mod:`kubefox.security.nats_tenancy`), revoking at each
+  start every user those accounts had signed before, so nothing left on disk
+  by an earlier run still connects; an app seen for the first time gets its
+  account when its first instance starts;
 * gives each platform role its own user (:meth:`PlatformSecurity.nats_options`):
   the stores, the operator and the API share the platform admin user
   (everything in the tenant's account), each broker gets
   ``broker_permissions`` and httpsrv ``httpsrv_permissions``, each with the
   inbox prefix its permissions allow. These users have no expiry; they live
   as long as this run (the next start revokes them);
-* issues each component process a user with ``component_permissions`` and a
-  ``credential_ttl`` lifetime when the operator starts it, and revokes it
+* issues each component process a user in its app's account with
+  ``component_permissions`` and a ``credential_ttl`` lifetime when the
+  operator starts it, and revokes it
   (pushed to the server at once) when the process exits
   (:class:`ComponentCredentials`, the operator's ``InstanceCredentials``).
 
@@ -66,9 +68,9 @@ from kubefox.security.nats_auth import (
     component_permissions,
     httpsrv_permissions,
     role_inbox,
-    tenant_account,
     unrestricted,
 )
+from kubefox.security.nats_tenancy import TenantAccounts
 from kubefox.security.private_files import PRIVATE, ensure_private_dir, write_atomic
 from kubefox.store.nats_client import connect_client, on_permission_refused
 from kubefox.store.natsd import EmbeddedNatsServer, NatsOperator, NatsTls
@@ -117,7 +119,7 @@ class PlatformSecurity:
         self.creds_dir = self.directory / "nats"
         #: The CA bundle every client of the platform's servers verifies against.
         self.ca_file: Path = self.tls_dir / "ca.crt"
-        self.account = tenant_account(settings.tenant)
+        self.tenancy: TenantAccounts | None = None
         #: Permission refusals nats-server reported to a platform role, by role.
         self.refusals: collections.Counter[str] = collections.Counter()
         self._authority: NatsAuthority | None = None
@@ -125,6 +127,7 @@ class PlatformSecurity:
         self._system: Client | None = None
         self._admin: NatsConnectOptions | None = None
         self._push_lock = asyncio.Lock()
+        self._linked_apps: set[str] = set()
         self._unlisten: list[Callable[[], None]] = []
         self.components: ComponentCredentials | None = None
 
@@ -141,12 +144,27 @@ class PlatformSecurity:
             await asyncio.to_thread(security._write_ca_bundle, bundle)
             if security.enabled:
                 security._authority = await NatsAuthority.load_or_create(backend)
+                security.tenancy = TenantAccounts(
+                    security._authority,
+                    settings.tenant,
+                    instances_bucket=settings.instances_bucket,
+                )
                 security.components = ComponentCredentials(security)
         except BaseException:
             await backend.aclose()
             raise
         security._unlisten.append(on_permission_refused(security._count_refusal))
         return security
+
+    @property
+    def account(self) -> str:
+        """The tenant's NATS account: the platform roles' and its JetStream state."""
+        return self._tenancy().account
+
+    def _tenancy(self) -> TenantAccounts:
+        if self.tenancy is None:
+            raise InvalidError("platform security is off: there are no NATS accounts")
+        return self.tenancy
 
     @property
     def authority(self) -> NatsAuthority:
@@ -205,9 +223,9 @@ class PlatformSecurity:
         return rotator
 
     async def attach(self, url: str) -> None:
-        """The server at ``url`` runs: connect the system user and push the tenant's account.
+        """The server at ``url`` runs: connect the system user and push the tenant's accounts.
 
-        Every user the account signed before now is revoked in the same push.
+        Every user those accounts signed before now is revoked in the same push.
         """
         self._url = url
         if not self.enabled:
@@ -220,18 +238,29 @@ class PlatformSecurity:
             ),
             log_prefix="security",
         )
-        await authority.revoke_all(
-            self.account, issued_before=datetime.now(UTC) - _REVOCATION_MARGIN
-        )
-        await self.push()
+        issued_before = datetime.now(UTC) - _REVOCATION_MARGIN
+        async with self._push_lock:
+            accounts = await self._tenancy().link_all()
+            for account in accounts:
+                await authority.revoke_all(account, issued_before=issued_before)
+            await self._push(accounts)
 
-    async def push(self) -> None:
-        """Send the tenant account's current JWT (with its revocations) to the server."""
+    async def app_account(self, app: str) -> str:
+        """``app``'s NATS account, made, linked and pushed the first time it is asked for."""
+        tenancy = self._tenancy()
+        if app not in self._linked_apps:
+            async with self._push_lock:
+                if app not in self._linked_apps:
+                    await self._push(await tenancy.add_app(app))
+                    self._linked_apps.add(app)
+        return tenancy.app_account(app)
+
+    async def _push(self, accounts: Sequence[str]) -> None:
         system = self._system
         if system is None:
             raise UnavailableError("platform security is not attached to a nats-server")
-        async with self._push_lock:
-            await self.authority.push(system, self.account)
+        for account in accounts:
+            await self.authority.push(system, account)
 
     # -- the platform roles' connections ---------------------------------------------
 
@@ -380,7 +409,7 @@ class ComponentCredentials:
             instances_bucket=s.instances_bucket,
         )
         credential = await security.authority.issue_user(
-            security.account,
+            await security.app_account(spec.app),
             f"{spec.app}.{spec.component}.{instance_id}",
             permissions,
             ttl=timedelta(seconds=s.credential_ttl),
@@ -401,9 +430,8 @@ class ComponentCredentials:
         security = self._security
         async with security._push_lock:  # one account document: revocations in turn
             await security.authority.revoke(credential)
-            system = security._system
-            if system is not None:
-                await security.authority.push(system, security.account)
+            if security._system is not None:
+                await security._push([credential.account])
         log.info("instance.credential_revoked", instance=instance_id, user=credential.public_key)
 
     def issued(self) -> dict[str, UserCredential]:

@@ -40,12 +40,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from kubefox.core import subjects
 from kubefox.core.errors import ConflictError, InvalidError, NotFoundError, UnavailableError
 from kubefox.security.nats_jwt import (
+    AccountLink,
     KeyKind,
     NKeyPair,
     Permissions,
@@ -298,10 +300,50 @@ class NatsAuthority:
         return (await self._account(account))[0].public_key
 
     async def account_jwt(self, account: str) -> str:
-        """The current JWT of ``account`` (JetStream on, with its revocations)."""
+        """The current JWT of ``account``: its revocations, links and JetStream (on by default)."""
         pair, document = await self._account(account)
         revocations = {key: int(entry["at"]) for key, entry in document["revocations"].items()}
-        return account_jwt(self._operator, pair.public_key, account, revocations=revocations)
+        return account_jwt(
+            self._operator,
+            pair.public_key,
+            account,
+            jetstream=bool(document.get("jetstream", True)),
+            revocations=revocations,
+            exports=[_StoredLink(claims) for claims in document.get("exports", ())],
+            imports=[_StoredLink(claims) for claims in document.get("imports", ())],
+        )
+
+    async def link(
+        self,
+        account: str,
+        *,
+        exports: Sequence[AccountLink] = (),
+        imports: Sequence[AccountLink] = (),
+        jetstream: bool = True,
+    ) -> bool:
+        """Set what ``account`` exports and imports, and whether it has JetStream.
+
+        Returns whether anything changed (then its JWT must be pushed again).
+        """
+        wanted = {
+            "exports": [link.claims() for link in exports],
+            "imports": [link.claims() for link in imports],
+            "jetstream": jetstream,
+        }
+        for _ in range(_CAS_RETRIES):
+            _, stored = await self._account(account, with_version=True)
+            document = dict(stored)
+            version = document.pop("_version")
+            current = {key: document.get(key, default) for key, default in _LINK_DEFAULTS.items()}
+            if current == wanted:
+                return False
+            document.update(wanted)
+            try:
+                await self._secrets.put(_account_path(account), document, cas=version)
+            except ConflictError:
+                continue
+            return True
+        raise ConflictError(f"account {account!r} kept changing while linking", account=account)
 
     async def issue_user(
         self,
@@ -432,6 +474,19 @@ class NatsAuthority:
         return NKeyPair.from_seed(str(document["seed"])), document
 
 
+_LINK_DEFAULTS: dict[str, Any] = {"exports": [], "imports": [], "jetstream": True}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StoredLink:
+    """An export or import as kept in the account's document (its JWT claims)."""
+
+    stored: Mapping[str, Any]
+
+    def claims(self) -> dict[str, Any]:
+        return dict(self.stored)
+
+
 def _account_path(account: str) -> str:
     if account == SYSTEM_ACCOUNT or "/" in account:
         raise InvalidError(f"{account!r} cannot name an account", account=account)
@@ -439,20 +494,17 @@ def _account_path(account: str) -> str:
 
 
 def app_account(tenant: str, app: str) -> str:
-    """The account of one app of one tenant: ``<tenant>.<app>``."""
+    """The account of one app's component instances: ``<tenant>.<app>``."""
     for part in (tenant, app):
         subjects.broker("p", part, "x", "x", "x")  # same token rules as subjects
     return f"{tenant}.{app}"
 
 
 def tenant_account(tenant: str) -> str:
-    """The account of a tenant: every app, component and platform role of that tenant.
+    """The account of a tenant: its platform roles and JetStream state (``<tenant>``).
 
-    One account per tenant rather than per app: httpsrv and the brokers deliver
-    events to every app's components and take their replies, which across
-    accounts would need a service import per app and per reply inbox.
-    Components of one tenant are still kept apart by their user permissions;
-    tenants cannot see each other at all (separate accounts).
+    Its apps' components have accounts of their own (:func:`app_account`),
+    linked to this one by :mod:`kubefox.security.nats_tenancy`.
     """
     subjects.broker("p", tenant, "x", "x", "x")  # same token rules as subjects
     return tenant

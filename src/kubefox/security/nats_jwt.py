@@ -14,7 +14,10 @@ Claims shape (JSON, ``iat``/``exp`` in Unix seconds, ``ttl`` in nanoseconds)::
     operator  {"sub": O..., "iss": O..., "nats": {"type": "operator", "version": 2,
                "system_account": A...}}
     account   {"sub": A..., "iss": O..., "nats": {"type": "account", "version": 2,
-               "limits": {...}, "revocations": {U...: iat}}}
+               "limits": {...}, "revocations": {U...: iat},
+               "exports": [{"name", "subject", "type": "service", "response_type",
+                            "response_threshold": ns}],
+               "imports": [{"name", "subject", "account": A..., "type": "service"}]}}
     user      {"sub": U..., "iss": A..., "exp": ..., "nats": {"type": "user", "version": 2,
                "pub": {"allow": [...]}, "sub": {"allow": [...]}, "resp": {"max": 1, "ttl": ns}}}
 """
@@ -30,7 +33,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.exceptions
 import nacl.signing
@@ -136,6 +139,89 @@ class Permissions:
         return claims
 
 
+class AccountLink(Protocol):
+    """An export or import of an account JWT."""
+
+    def claims(self) -> dict[str, Any]:
+        """Its entry in the JWT's ``exports`` or ``imports``."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceExport:
+    """A subject other accounts may send requests to, answered once (``Singleton``).
+
+    Public: any account may import it. Only our operator signs accounts, so
+    which account imports what is decided by whoever holds the operator key.
+    ``response_threshold`` is how long the server keeps the way back for a
+    reply; a reply later than that is dropped.
+    """
+
+    name: str
+    subject: str
+    response_threshold: timedelta = timedelta(minutes=2)
+
+    def claims(self) -> dict[str, Any]:
+        """The entry in an account JWT's ``exports``."""
+        return {
+            "name": self.name,
+            "subject": self.subject,
+            "type": "service",
+            "response_type": "Singleton",
+            "response_threshold": int(self.response_threshold.total_seconds() * 1_000_000_000),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceImport:
+    """Requests published here on ``subject`` go to ``account``'s export; replies come back."""
+
+    name: str
+    subject: str
+    account: str
+
+    def claims(self) -> dict[str, Any]:
+        """The entry in an account JWT's ``imports``."""
+        _expect(self.account, "A")
+        return {
+            "name": self.name,
+            "subject": self.subject,
+            "account": self.account,
+            "type": "service",
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StreamExport:
+    """Messages published here on ``subject`` are also delivered in accounts importing it."""
+
+    name: str
+    subject: str
+
+    def claims(self) -> dict[str, Any]:
+        """The entry in an account JWT's ``exports``."""
+        return {"name": self.name, "subject": self.subject, "type": "stream"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StreamImport:
+    """Messages ``account`` publishes on ``subject`` (its export) are delivered here too."""
+
+    name: str
+    subject: str
+    account: str
+
+    def claims(self) -> dict[str, Any]:
+        """The entry in an account JWT's ``imports``."""
+        _expect(self.account, "A")
+        return {
+            "name": self.name,
+            "subject": self.subject,
+            "account": self.account,
+            "type": "stream",
+        }
+
+
 def operator_jwt(operator: NKeyPair, name: str, *, system_account: str) -> str:
     """The self-signed operator JWT naming ``system_account``."""
     _expect(operator.public_key, "O")
@@ -157,13 +243,15 @@ def account_jwt(
     *,
     jetstream: bool = True,
     revocations: Mapping[str, int] | None = None,
+    exports: Sequence[AccountLink] = (),
+    imports: Sequence[AccountLink] = (),
 ) -> str:
     """An account JWT signed by ``operator``.
 
     ``jetstream`` turns on unlimited JetStream (memory and file) for the
     account; the system account must not have it. ``revocations`` maps user
     public keys to a Unix time: user JWTs of that key issued at or before it
-    are refused.
+    are refused. ``exports`` and ``imports`` link it to other accounts.
     """
     _expect(operator.public_key, "O")
     _expect(account, "A")
@@ -171,6 +259,10 @@ def account_jwt(
     nats: dict[str, Any] = {"type": "account", "version": _VERSION, "limits": limits}
     if revocations:
         nats["revocations"] = {key: int(at) for key, at in sorted(revocations.items())}
+    if exports:
+        nats["exports"] = [export.claims() for export in exports]
+    if imports:
+        nats["imports"] = [entry.claims() for entry in imports]
     return encode_jwt({"sub": account, "name": name, "nats": nats}, operator)
 
 

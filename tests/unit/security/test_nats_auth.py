@@ -18,7 +18,12 @@ from kubefox.security.nats_auth import (
     httpsrv_permissions,
     role_inbox,
 )
-from kubefox.security.nats_jwt import ResponsePermission, decode_jwt
+from kubefox.security.nats_jwt import (
+    ResponsePermission,
+    ServiceImport,
+    StreamExport,
+    decode_jwt,
+)
 from kubefox.store.instance_records import record_key
 
 IDENT = ("demo", "shop", "frontend", "a1b2c3", "i1")
@@ -175,3 +180,25 @@ async def test_reserved_or_unsafe_account_names_are_invalid(tmp_path: Path, name
     authority = await NatsAuthority.load_or_create(EmbeddedSecretsBackend(tmp_path))
     with pytest.raises(InvalidError):
         await authority.account_public_key(name)
+
+
+async def test_links_survive_revocations_and_reloads(tmp_path: Path) -> None:
+    """link() keeps exports, imports and JetStream in the account; a revocation keeps them."""
+    authority = await NatsAuthority.load_or_create(EmbeddedSecretsBackend(tmp_path))
+    tenant = await authority.account_public_key("acme")
+    imports = (ServiceImport(name="keys", subject="$KV.b.*.shop.>", account=tenant),)
+    exports = (StreamExport(name="events", subject="kf.*.brk.shop.>"),)
+
+    assert await authority.link("acme.shop", exports=exports, imports=imports, jetstream=False)
+    assert not await authority.link("acme.shop", exports=exports, imports=imports, jetstream=False)
+    user = await authority.issue_user("acme.shop", "u", component_permissions(*IDENT))
+    await authority.revoke(user)
+
+    reloaded = await NatsAuthority.load_or_create(EmbeddedSecretsBackend(tmp_path))
+    claims = decode_jwt(await reloaded.account_jwt("acme.shop"))["nats"]
+    assert claims["exports"] == [{"name": "events", "subject": "kf.*.brk.shop.>", "type": "stream"}]
+    assert claims["imports"] == [
+        {"name": "keys", "subject": "$KV.b.*.shop.>", "account": tenant, "type": "service"}
+    ]
+    assert "mem_storage" not in claims["limits"]
+    assert set(claims["revocations"]) == {user.public_key}

@@ -16,6 +16,10 @@ from kubefox.security.nats_jwt import (
     NKeyPair,
     Permissions,
     ResponsePermission,
+    ServiceExport,
+    ServiceImport,
+    StreamExport,
+    StreamImport,
     account_jwt,
     decode_jwt,
     encode_jwt,
@@ -140,6 +144,47 @@ def test_keys_of_the_wrong_role_are_refused(operator: NKeyPair, account: NKeyPai
         user_jwt(operator, user.public_key, "u", permissions=Permissions())
     with pytest.raises(InvalidError):
         user_jwt(account, account.public_key, "u", permissions=Permissions())
+
+
+def test_account_jwts_carry_exports_and_imports_as_the_server_reads_them(
+    operator: NKeyPair, account: NKeyPair
+) -> None:
+    """Types in lower case, the response threshold in nanoseconds, imports naming their source."""
+    other = NKeyPair.create(KeyKind.ACCOUNT).public_key
+    token = account_jwt(
+        operator,
+        account.public_key,
+        "acme",
+        exports=[
+            StreamExport(name="events", subject="kf.*.cmp.>"),
+            ServiceExport(name="keys", subject="$KV.b.>", response_threshold=timedelta(seconds=3)),
+        ],
+        imports=[
+            StreamImport(name="out", subject="kf.*.brk.shop.>", account=other),
+            ServiceImport(name="x", subject="$KV.c.>", account=other),
+        ],
+    )
+
+    claims = decode_jwt(token)["nats"]
+
+    assert claims["exports"] == [
+        {"name": "events", "subject": "kf.*.cmp.>", "type": "stream"},
+        {
+            "name": "keys",
+            "subject": "$KV.b.>",
+            "type": "service",
+            "response_type": "Singleton",
+            "response_threshold": 3_000_000_000,
+        },
+    ]
+    assert [(i["type"], i["account"]) for i in claims["imports"]] == [
+        ("stream", other),
+        ("service", other),
+    ]
+    with pytest.raises(InvalidError):  # imports name an account key, not a user's
+        StreamImport(
+            name="x", subject="a", account=NKeyPair.create(KeyKind.USER).public_key
+        ).claims()
 
 
 def test_a_tampered_jwt_does_not_verify(account: NKeyPair) -> None:
