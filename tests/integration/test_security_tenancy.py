@@ -135,7 +135,12 @@ async def test_each_apps_components_sign_in_to_the_apps_own_account(
     from_shop = {
         i["subject"] for i in tenant["nats"]["imports"] if i["account"] == keys["acme.shop"]
     }
-    assert from_shop == {"kf.*.brk.shop.>", "_INBOX.*.httpsrv.>", "_INBOX.*.broker.>"}
+    assert from_shop == {
+        "kf.*.brk.shop.>",
+        "_INBOX.*.httpsrv.>",
+        "_INBOX.*.broker.>",
+        "_INBOX.*.admin.>",
+    }
     assert await accounts.add_app("shop") == []  # already linked: nothing to push
 
 

@@ -327,6 +327,8 @@ class PlatformSecurity:
             name=label,
             ca_file=self._admin.ca_file,
             creds_file=self._admin.creds_file,
+            # an inbox app accounts send replies to (a test sending events to components)
+            inbox_prefix=role_inbox(self.settings.name, "admin", new_identity()),
         )
 
     # -- refusals --------------------------------------------------------------------

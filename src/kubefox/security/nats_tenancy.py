@@ -16,6 +16,7 @@ app, ``*`` any platform of the tenant)::
     app <a> exports  stream  kf.*.brk.<a>.>               its instances' events to the brokers
                      stream  _INBOX.*.httpsrv.>           replies to httpsrv
                      stream  _INBOX.*.broker.>            replies to a broker's own requests
+                     stream  _INBOX.*.admin.>             replies to platform tools (tests)
     tenant imports   those three from every app account
 
 Events and replies cross as *streams*, not services: a service import gives
@@ -66,6 +67,7 @@ def app_exports(app: str) -> tuple[AccountLink, ...]:
         StreamExport(name="events to brokers", subject=_app_subject("brk", app)),
         StreamExport(name="replies to httpsrv", subject=f"_INBOX.{_ANY}.httpsrv.>"),
         StreamExport(name="replies to brokers", subject=f"_INBOX.{_ANY}.broker.>"),
+        StreamExport(name="replies to platform tools", subject=f"_INBOX.{_ANY}.admin.>"),
     )
 
 
