@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kubefox.cli import STARTED_AT
 from kubefox.cli.client import PREFIX, ApiClient, path, verifying
 from kubefox.cli.errors import reports_errors
 from kubefox.cli.options import (
@@ -89,9 +90,11 @@ def trace(
         raise InvalidError("give an event or trace id, or --last (not both)")
     with ApiClient.connect(api=api, state_dir=state_dir) as client:
         if last:
-            document = _settled(lambda: client.get(f"{PREFIX}/traces", params={"last": "1"}))
+            document = _settled(
+                lambda: client.get(f"{PREFIX}/traces", params={"last": "1"}), latest=True
+            )
         else:
-            document = _settled(lambda: client.get(path("traces", str(ident))))
+            document = _settled(lambda: client.get(path("traces", str(ident))), latest=False)
     if output is not OutputFormat.TABLE:
         from kubefox.cli.output import emit
 
@@ -104,13 +107,16 @@ def trace(
     Console().print(render_trace(_trace_from_json(document)))
 
 
-def _settled(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, Any]:
     """The trace ``fetch`` returns once its spans are all stored.
 
     ``curl ... && fox trace --last`` runs a moment after the request ended, when
     some of its spans may still be on their way: a trace not found yet, or one
     whose newest span ended less than :data:`SETTLE_SECONDS` ago, is fetched
-    again once that time has passed (for ``--last``, that may be a newer trace).
+    again once that time has passed. For the ``latest`` trace, the one found
+    may be an older request's while the newest is not stored yet: it is
+    fetched again unless :data:`SETTLE_SECONDS` have passed since ``fox``
+    started (so after any request the shell ran before it).
     """
     try:
         document = fetch()
@@ -118,9 +124,12 @@ def _settled(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         time.sleep(SETTLE_SECONDS)
         return fetch()
     newest = max((int(span["end_ns"]) for span in document.get("spans", [])), default=0)
-    age = time.time() - newest / 1e9
-    if age < SETTLE_SECONDS:
-        time.sleep(SETTLE_SECONDS - max(age, 0.0))
+    now = time.time()
+    wait = SETTLE_SECONDS - (now - newest / 1e9)
+    if latest:
+        wait = max(wait, STARTED_AT + SETTLE_SECONDS - now)
+    if wait > 0:
+        time.sleep(wait)
         document = fetch()
     return document
 
