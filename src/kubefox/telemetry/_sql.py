@@ -94,13 +94,14 @@ def clean(text: str) -> str:
     return text
 
 
-def _clean_value(value: Any) -> Any:
+def clean_value(value: Any) -> Any:
+    """``value`` with every text in it (keys too) cleaned; tuples become lists."""
     if isinstance(value, str):
         return clean(value)
     if isinstance(value, Mapping):
-        return {clean(str(k)): _clean_value(v) for k, v in value.items()}
+        return {clean(str(k)): clean_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean_value(v) for v in value]
+        return [clean_value(v) for v in value]
     return value
 
 
@@ -109,7 +110,7 @@ def encode_json(value: Any) -> str:
     try:
         data = msgspec.json.encode(value, enc_hook=str)
     except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
-        data = msgspec.json.encode(_clean_value(value), enc_hook=str)
+        data = msgspec.json.encode(clean_value(value), enc_hook=str)
     return clean(data.decode())
 
 

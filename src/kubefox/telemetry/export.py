@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kubefox.telemetry._chunks import ChunkRow, decode, hop_chunk, pack, record
-from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan, to_record
+from kubefox.telemetry._chunks import ChunkRow, HopChunkWriter, decode, pack_row, record
+from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -64,6 +64,16 @@ class SpanDestination(Protocol):
         """Release connections; no send follows."""
 
 
+class ChunkDestination(Protocol):
+    """Where a batch goes as a chunk; ``send_chunk`` runs on the batcher's event loop."""
+
+    async def send_chunk(self, row: ChunkRow) -> None:
+        """Send ``row``: block only in a worker thread; raises on failure."""
+
+    def shutdown(self) -> None:
+        """Release connections; no send follows."""
+
+
 def _on(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -80,37 +90,58 @@ class SpanBatcher:
     ``aclose`` do), never on that loop.
 
     Args:
-        destinations: every batch goes to each of them.
+        destinations: every batch of spans goes to each of them.
+        chunks: every batch, as a chunk of ``resource`` and ``scope``, goes to each of them.
+        resource: resource attributes of every span (the role's), for ``chunks``.
+        scope: the instrumentation scope's name, for ``chunks``.
         delay: seconds between two exports.
-        max_batch: spans per batch at most.
+        max_batch: spans per batch (and chunk) at most.
         max_queue: spans kept waiting at most; more are dropped (counted in ``dropped``).
     """
 
     def __init__(
         self,
-        destinations: Sequence[SpanDestination],
+        destinations: Sequence[SpanDestination] = (),
         *,
+        chunks: Sequence[ChunkDestination] = (),
+        resource: Mapping[str, Any] | None = None,
+        scope: str = "",
         delay: float = DEFAULT_DELAY,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         self.destinations = tuple(destinations)
+        self.chunks = tuple(chunks)
         self.delay = delay
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.dropped = 0
-        self._spans: list[HopSpan] = []
+        self._waiting = 0
+        # Spans are kept only for a destination that takes them: a chunk has
+        # them encoded already, and a kept span is about fifteen objects alive.
+        self._spans: list[HopSpan] | None = [] if self.destinations else None
+        self._writer = HopChunkWriter(resource or {}, scope) if self.chunks else None
+        self._rows: list[ChunkRow] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
     def add(self, span: HopSpan) -> None:
-        """Queue one ended span (the hot path: an append, a length check)."""
-        spans = self._spans
-        if len(spans) >= self.max_queue:
+        """Queue one ended span (the hot path: a count, an encode into the chunk)."""
+        if self._waiting >= self.max_queue:
             self.dropped += 1
             return
-        spans.append(span)
+        self._waiting += 1
+        spans = self._spans
+        if spans is not None:
+            spans.append(span)
+        writer = self._writer
+        if writer is not None:
+            writer.add(span)
+            if writer.count >= self.max_batch:
+                row = writer.take()
+                if row is not None:
+                    self._rows.append(row)
         if self._task is None:
             self._start()
 
@@ -130,25 +161,34 @@ class SpanBatcher:
             await self._export()
 
     async def _export(self) -> None:
-        spans, self._spans = self._spans, []
+        rows, self._rows = self._rows, []
+        if self._writer is not None:
+            last = self._writer.take()
+            if last is not None:
+                rows.append(last)
+        spans = self._spans or []
+        if self._spans is not None:
+            self._spans = []
+        self._waiting = 0
+        for row in rows:
+            for chunked in self.chunks:
+                try:
+                    await chunked.send_chunk(row)
+                except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
+                    _export_failed(chunked, row.count, exc)
         for start in range(0, len(spans), self.max_batch):
             batch = spans[start : start + self.max_batch]
             for destination in self.destinations:
                 try:
                     await destination.send(batch)
                 except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
-                    log.warning(
-                        "spans.export_failed",
-                        destination=type(destination).__name__,
-                        spans=len(batch),
-                        error=str(exc),
-                    )
+                    _export_failed(destination, len(batch), exc)
 
     def force_flush(self, timeout: float = 10.0) -> bool:
         """Export everything queued now; whether it was done within ``timeout`` seconds."""
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
-            if self._spans:
+            if self._waiting:
                 asyncio.run(self._export())  # destinations bound to no loop (tests)
             return True
         if _on(loop):
@@ -169,45 +209,37 @@ class SpanBatcher:
         if task is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(task.cancel)
-        for destination in self.destinations:
+        stopping: list[ChunkDestination | SpanDestination] = [*self.chunks, *self.destinations]
+        for destination in stopping:
             with contextlib.suppress(Exception):  # shutting down: nothing left to tell
                 destination.shutdown()
 
 
+def _export_failed(destination: object, count: int, exc: Exception) -> None:
+    log.warning(
+        "spans.export_failed",
+        destination=type(destination).__name__,
+        spans=count,
+        error=str(exc),
+    )
+
+
 class StoreDestination:
-    """Spans into a telemetry store of the same process (the platform's), on its loop.
+    """Chunks into a telemetry store of the same process (the platform's), on its loop.
 
     Args:
         store: the platform's telemetry store.
-        resource: resource attributes of every span (the role's).
-        scope: the instrumentation scope's name.
     """
 
-    def __init__(self, store: TelemetryStore, *, resource: Mapping[str, Any], scope: str) -> None:
+    def __init__(self, store: TelemetryStore) -> None:
         self.store = store
-        self.resource = dict(resource)
-        self.scope = scope
 
-    async def send(self, spans: list[HopSpan]) -> None:
-        """One chunk per batch when the store takes chunks (SQLite), else records."""
-        put = getattr(self.store, "put_chunk", None)
-        if put is not None:
-            await put(hop_chunk(self.resource, self.scope, spans))
-            return
-        await store_hop_spans(self.store, self.resource, self.scope, spans)
+    async def send_chunk(self, row: ChunkRow) -> None:
+        """Keep ``row`` as it is when the store takes chunks (SQLite), else as records."""
+        await store_chunk(self.store, row)
 
     def shutdown(self) -> None:
         """The store is the platform's: nothing to release."""
-
-
-async def store_hop_spans(
-    store: TelemetryStore, resource: Mapping[str, Any], scope: str, spans: list[HopSpan]
-) -> int:
-    """Keep ``spans`` in ``store`` as records; how many were refused (impossible ids, times)."""
-    records = [to_record(span, resource, scope) for span in spans]
-    kept = [record for record in records if record is not None]
-    await store.put_spans(kept)
-    return len(records) - len(kept)
 
 
 async def store_chunk(store: TelemetryStore, row: ChunkRow) -> None:
@@ -221,20 +253,16 @@ async def store_chunk(store: TelemetryStore, row: ChunkRow) -> None:
 
 
 class PackedDestination:
-    """One msgpack POST per batch to the platform's receiver (keep-alive, one retry).
+    """One msgpack POST per chunk to the platform's receiver (keep-alive, one retry).
 
-    The chunk is built on the loop; the POST runs in a worker thread.
+    The chunk is packed on the loop; the POST runs in a worker thread.
 
     Args:
         base_url: the receiver's base URL (``http://127.0.0.1:PORT``).
-        resource: resource attributes of every span.
-        scope: the instrumentation scope's name.
         timeout: seconds one POST may take.
     """
 
-    def __init__(
-        self, base_url: str, *, resource: Mapping[str, Any], scope: str, timeout: float = 10.0
-    ) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         parts = urllib.parse.urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -242,14 +270,12 @@ class PackedDestination:
         self._host = parts.hostname
         self._port = parts.port
         self._path = parts.path + PACKED_PATH
-        self.resource = dict(resource)
-        self.scope = scope
         self.timeout = timeout
         self._connection: http.client.HTTPConnection | None = None
 
-    async def send(self, spans: list[HopSpan]) -> None:
-        """Pack ``spans`` here, POST them from a worker thread."""
-        await asyncio.to_thread(self.post, pack(self.resource, self.scope, spans), len(spans))
+    async def send_chunk(self, row: ChunkRow) -> None:
+        """Pack ``row`` here, POST it from a worker thread."""
+        await asyncio.to_thread(self.post, pack_row(row), row.count)
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:

@@ -21,6 +21,7 @@ import structlog
 
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.export import (
+    ChunkDestination,
     OtlpDestination,
     PackedDestination,
     SpanBatcher,
@@ -67,19 +68,16 @@ def _span_destinations(
     resource: Mapping[str, object],
     scope: str,
     store: TelemetryStore | None,
-) -> list[SpanDestination]:
-    out: list[SpanDestination] = []
+) -> tuple[list[ChunkDestination], list[SpanDestination]]:
+    """Where the role's spans go: as chunks (the embedded store), as spans (a collector)."""
+    chunks: list[ChunkDestination] = []
     if store is not None:
-        out.append(StoreDestination(store, resource=resource, scope=scope))
+        chunks.append(StoreDestination(store))
     elif settings.embedded_endpoint:
-        out.append(
-            PackedDestination(
-                settings.embedded_endpoint,
-                resource=resource,
-                scope=scope,
-                timeout=settings.export_timeout,
-            )
+        chunks.append(
+            PackedDestination(settings.embedded_endpoint, timeout=settings.export_timeout)
         )
+    spans: list[SpanDestination] = []
     if settings.endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -88,8 +86,8 @@ def _span_destinations(
             headers=dict(settings.headers),
             timeout=settings.export_timeout,
         )
-        out.append(OtlpDestination(exporter, resource=resource, scope=scope))
-    return out
+        spans.append(OtlpDestination(exporter, resource=resource, scope=scope))
+    return chunks, spans
 
 
 def role_telemetry(
@@ -122,9 +120,11 @@ def role_telemetry(
     scope = f"kubefox.{role}"
     tracer: HopTracer | None = None
     if settings.enabled and settings.traces:
-        destinations = _span_destinations(settings, providers.resource, scope, store)
-        if destinations:
-            batcher = SpanBatcher(destinations)
+        chunks, destinations = _span_destinations(settings, providers.resource, scope, store)
+        if chunks or destinations:
+            batcher = SpanBatcher(
+                destinations, chunks=chunks, resource=providers.resource, scope=scope
+            )
             providers.extras.append(batcher)
             tracer = HopTracer(batcher, ratio=settings.sampling_ratio)
     exported = settings.enabled and settings.metrics and bool(settings.endpoint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from kubefox.telemetry._chunks import NAME, SCOPE, ChunkRow, decode
 from kubefox.telemetry.export import SpanBatcher
 from kubefox.telemetry.spans import HopSpan
 from kubefox.telemetry.tracing import HopTracer
@@ -93,3 +94,63 @@ async def test_spans_ended_after_shutdown_are_dropped() -> None:
     assert await asyncio.to_thread(batcher.force_flush, 1.0)
     assert kept.batches == []
     assert batcher.dropped == 1
+
+
+class Chunks:
+    """A chunk destination keeping every chunk."""
+
+    def __init__(self) -> None:
+        self.rows: list[ChunkRow] = []
+        self.stopped = False
+
+    async def send_chunk(self, row: ChunkRow) -> None:
+        self.rows.append(row)
+
+    def shutdown(self) -> None:
+        self.stopped = True
+
+
+def _chunk_names(chunks: Chunks) -> list[str]:
+    return [entry[NAME] for row in chunks.rows for entry in decode(row.data, row.format)[1]]
+
+
+async def test_chunk_destinations_get_the_batch_as_the_store_keeps_it() -> None:
+    """One chunk of the role's resource and scope; span destinations still get the spans."""
+    chunks, kept = Chunks(), Kept()
+    batcher = SpanBatcher(
+        [kept], chunks=[chunks], resource={"service.name": "httpsrv"}, scope="kubefox.httpsrv"
+    )
+    _emit(HopTracer(batcher), 4)
+
+    await asyncio.to_thread(batcher.shutdown)
+
+    [row] = chunks.rows
+    resources, entries = decode(row.data, row.format)
+    assert resources == [{"service.name": "httpsrv"}]
+    assert {entry[SCOPE] for entry in entries} == {"kubefox.httpsrv"}
+    assert _chunk_names(chunks) == _names(kept) == [f"hop {n}" for n in range(4)]
+    assert chunks.stopped
+
+
+async def test_chunks_are_cut_at_max_batch_and_the_queue_is_bounded() -> None:
+    """A chunk holds max_batch spans at most; over max_queue waiting, spans are dropped."""
+    chunks = Chunks()
+    batcher = SpanBatcher(chunks=[chunks], delay=30.0, max_batch=3, max_queue=7)
+    _emit(HopTracer(batcher), 10)
+
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert batcher.dropped == 3
+    assert [row.count for row in chunks.rows] == [3, 3, 1]
+    assert _chunk_names(chunks) == [f"hop {n}" for n in range(7)]
+
+
+def test_a_flush_off_any_loop_sends_the_chunk() -> None:
+    """Spans added with no event loop running (a script, a test) still go out on flush."""
+    chunks = Chunks()
+    batcher = SpanBatcher(chunks=[chunks])
+    _emit(HopTracer(batcher), 2)
+
+    assert batcher.force_flush(1.0)
+
+    assert _chunk_names(chunks) == ["hop 0", "hop 1"]

@@ -71,6 +71,24 @@ async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental
 
 
+async def test_a_new_file_has_64_kib_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """Span chunks are written in big pages; a file made with 4 KiB pages still opens."""
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old)) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("CREATE TABLE unrelated (x)")
+    for path in (tmp_path / "new.db", old):
+        store = await SQLiteTelemetryStore.open(path)
+        await store.put_spans([span(TRACE_A, 1)])
+        await store.aclose()
+
+    sizes = []
+    for path in (tmp_path / "new.db", old):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            sizes.append(db.execute("PRAGMA page_size").fetchone())
+    assert sizes == [(65536,), (4096,)]
+
+
 async def test_a_follower_sees_what_another_connection_writes(tmp_path: Path) -> None:
     """fox logs --follow in one process sees records the platform writes in another."""
     path = tmp_path / "telemetry.db"

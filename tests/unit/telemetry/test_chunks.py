@@ -1,0 +1,105 @@
+"""Hop chunks: built a span at a time as spans end, read back as the spans they hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from kubefox.telemetry import _chunks
+from kubefox.telemetry._sql import ROW_OVERHEAD
+from kubefox.telemetry.records import SpanKind
+from kubefox.telemetry.spans import HopSpan
+
+RESOURCE = {"service.name": "httpsrv", "kubefox.platform": "demo"}
+TRACE = bytes(range(1, 17))
+
+
+def _hop(n: int, *, parent: bytes = b"", start: int | None = None, **attributes: Any) -> HopSpan:
+    base = 1_700_000_000_000_000_000
+    return HopSpan(
+        trace_id=TRACE,
+        span_id=n.to_bytes(8, "big"),
+        parent_span_id=parent,
+        name=f"hop {n}",
+        kind=int(SpanKind.SERVER),
+        start_ns=base + n if start is None else start,
+        end_ns=base + 10 * n,
+        attributes={"kubefox.event.id": f"ev-{n}", **attributes},
+    )
+
+
+def _batch_chunk(spans: list[HopSpan]) -> _chunks.ChunkRow:
+    """What encoding the whole batch at once, as before the writer, made of ``spans``."""
+    root = max((s for s in spans if not s.parent_span_id), key=lambda s: s.start_ns)
+    last = max(reversed(spans), key=lambda s: s.start_ns)
+    data = msgspec.json.encode([RESOURCE, "scope", spans]).decode()
+    events = [str(s.attributes["kubefox.event.id"]) for s in spans]
+    return _chunks.ChunkRow(
+        count=len(spans),
+        size=ROW_OVERHEAD * len(spans) + len(data),
+        min_start=min(s.start_ns for s in spans),
+        max_start=last.start_ns,
+        root_start=root.start_ns,
+        root_trace=root.trace_id.hex(),
+        last_start=last.start_ns,
+        last_trace=last.trace_id.hex(),
+        data=data,
+        traces="".join(s.trace_id.hex() for s in spans),
+        events=_chunks.SEP + _chunks.SEP.join(events) + _chunks.SEP,
+        format=_chunks.HOPS,
+    )
+
+
+def test_a_chunk_written_span_by_span_is_the_batch_s_chunk() -> None:
+    """Same data, key text, times and latest root as encoding the batch at once."""
+    spans = [_hop(2), _hop(1), _hop(3, parent=(2).to_bytes(8, "big"), start=5), _hop(4)]
+    writer = _chunks.HopChunkWriter(RESOURCE, "scope")
+    for span in spans:
+        writer.add(span)
+
+    row = writer.take()
+
+    assert row == _batch_chunk(spans)
+    assert writer.take() is None  # taking starts a new chunk
+
+
+def test_a_chunk_without_a_root_span_has_no_root() -> None:
+    """Spans whose parents live elsewhere (a component's) give the chunk no root."""
+    row = _chunks.hop_chunk(RESOURCE, "scope", [_hop(1, parent=b"\x01" * 8)])
+
+    assert (row.root_start, row.root_trace) == (None, None)
+    assert row.last_trace == TRACE.hex()
+
+
+def test_text_json_cannot_hold_is_stored_cleaned() -> None:
+    """A lone surrogate or NUL in a name or attribute becomes U+FFFD; the span is kept."""
+    bad = _hop(2, note="a\ud800b")
+    bad.name = "hop\x00 \udfff"
+
+    row = _chunks.hop_chunk(RESOURCE, "scope", [_hop(1), bad])
+
+    _, entries = _chunks.decode(row.data, row.format)
+    assert [entry[_chunks.NAME] for entry in entries] == ["hop 1", "hop\ufffd \ufffd"]
+    assert entries[1][_chunks.ATTRS]["note"] == "a\ufffdb"
+
+
+def test_a_span_that_cannot_be_encoded_is_left_out_not_raised() -> None:
+    """Adding a span never fails the hop that ended it; the chunk keeps the others."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    writer = _chunks.HopChunkWriter(RESOURCE, "scope")
+    writer.add(_hop(1))
+    writer.add(_hop(2, odd=Unprintable()))
+    writer.add(_hop(3))
+
+    row = writer.take()
+
+    assert row is not None
+    _, entries = _chunks.decode(row.data, row.format)
+    assert [entry[_chunks.NAME] for entry in entries] == ["hop 1", "hop 3"]
+    assert row.count == 2
+    assert row.traces == TRACE.hex() * 2
