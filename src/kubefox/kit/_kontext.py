@@ -421,7 +421,9 @@ class Kontext:
         limit: float | None,
     ) -> Reply:
         session = self._session
-        if session.dependencies.get(dependency.name) != dependency:
+        declared = session.dependencies.get(dependency.name)
+        # Handlers pass the declared object itself: identity spares the field comparison.
+        if declared is not dependency and declared != dependency:
             declare = (
                 "kit.http_adapter"
                 if dependency.type == ComponentType.HTTP_ADAPTER

@@ -48,6 +48,7 @@ from kubefox.core.events import (
     MatchedEvent,
     SpanContext,
 )
+from kubefox.kit._deadlines import Deadlines
 from kubefox.kit._declarations import Dependency, Handler, RouteSpec
 from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
@@ -67,6 +68,11 @@ _MAX_HELD = 65_536
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _sampled(event: Event) -> bool:
+    parent = event.parent_span
+    return parent is not None and bool(parent.flags & 1)
 
 
 def registration_key(settings: KitSettings) -> str:
@@ -111,6 +117,7 @@ class Server:
         )
         loop = asyncio.get_running_loop()
         self._clock = loop.time
+        self._deadlines = Deadlines(loop)
         self._session = Session(
             identity=self._identity,
             broker_subject=subjects.broker(
@@ -180,6 +187,7 @@ class Server:
                     if task is not None:
                         task.cancel()
         self._tasks = None
+        self._deadlines.close()
         if failure is not None:
             self._log.error("kit.failed", error=str(failure))
             raise failure
@@ -254,7 +262,8 @@ class Server:
             return self._error(Event(), exc)
         event = matched.event
         deadline = self._clock() + event.ttl / _NS
-        if self._tracer is not None or self._metrics is not None:
+        # Unsampled and unmeasured (the usual case): no span, no clock, one coroutine less.
+        if self._metrics is not None or (self._tracer is not None and _sampled(event)):
             return await self._observed(matched, deadline)
         try:
             response = await self._dispatch(matched, deadline)
@@ -328,10 +337,14 @@ class Server:
         kontext = Kontext(
             event, env=matched.env, deadline=deadline, session=self._session, span=span
         )
-        scope = asyncio.timeout_at(deadline)
+        scope = asyncio.timeout_at(None)  # expired by self._deadlines: no timer per event
         try:
             async with scope:
-                response = await handler(kontext)
+                self._deadlines.watch(scope, deadline)
+                try:
+                    response = await handler(kontext)
+                finally:
+                    self._deadlines.forget(scope)
         except KubeFoxError as exc:
             self._log.info("handler.error", event_id=event.id, error=str(exc), code=exc.code)
             raise

@@ -37,6 +37,7 @@ from kubefox.natsio.errors import (
     ConnectionClosedError,
     MaxPayloadError,
     NatsIOError,
+    NoRespondersError,
     OutboundBufferFullError,
     ProtocolError,
     RequestTimeoutError,
@@ -128,6 +129,9 @@ class Client:
         )
         self._secrets = Secrets(options)
         self._conn: Connection | None = None
+        # Kept from the first connection on: on 3.11 asyncio.get_running_loop()
+        # costs a getpid() system call, and publishing from a task needs the loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None  # set only once connected
         self._address: ServerAddress | None = None
         self._handshake: Handshake | None = None
@@ -244,6 +248,7 @@ class Client:
         self._address = address
         self._info = info
         self._max_payload = int(info.get("max_payload", DEFAULT_MAX_PAYLOAD))
+        self._loop = asyncio.get_running_loop()
         transport.set_write_buffer_limits(high=self._write_limit)
         # Subscriptions first, then what was published meanwhile (their replies may need them).
         out = [sub.line() for sub in self._subs.values()]
@@ -313,9 +318,10 @@ class Client:
         if batch is not None:
             batch.append(data)
             return
-        if self._transport is not None:
+        loop = self._loop
+        if self._transport is not None and loop is not None:  # the loop is set once connected
             self._batch = [data]  # more may follow in this turn of the loop
-            asyncio.get_running_loop().call_soon(self._flush_batch)
+            loop.call_soon(self._flush_batch)
             return
         if self._pending_size + len(data) > self._reconnect_limit:
             raise OutboundBufferFullError(
@@ -394,7 +400,7 @@ class Client:
         subject: str,
         data: Payload | bytearray = b"",
         *,
-        timeout: float,  # noqa: ASYNC109 - one timer per request (see _replies)
+        timeout: float,  # noqa: ASYNC109 - one timer for all requests (see _replies)
         headers: Headers | None = None,
     ) -> Msg:
         """Send ``data`` to ``subject`` and return the first reply.
@@ -413,12 +419,16 @@ class Client:
         reply, future = replies.expect()
         try:
             self.publish(subject, data, reply=reply, headers=headers)
-            return await replies.wait(future, subject, timeout)
+            replies.watch(future, subject, timeout)
+            msg = await future
         finally:
-            replies.forget(reply)
+            replies.forget(reply, future)
+        if msg is None:
+            raise NoRespondersError(subject)
+        return msg
 
     def _start_inbox(self) -> Replies:
-        replies = Replies(self.options.inbox_prefix or "_INBOX")
+        replies = Replies(self.options.inbox_prefix or "_INBOX", asyncio.get_running_loop())
         self._resp_sub = self.subscribe(replies.wildcard, replies.handle)
         self._replies = replies
         return replies

@@ -194,6 +194,38 @@ async def test_handler_past_its_deadline_is_cut_off() -> None:
     assert cancelled.is_set()
 
 
+async def test_handlers_in_flight_are_cut_off_each_at_its_own_deadline() -> None:
+    """A later event with a shorter TTL is cut off first, and one answering in time is not."""
+    kit = Kit()
+
+    @kit.default
+    async def default(k: Kontext) -> Response:
+        if k.body == b"quick":
+            return k.text("in time")
+        await asyncio.Event().wait()
+        return k.text("never")
+
+    transport = FakeTransport()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    answered_after: dict[bytes, float] = {}
+
+    async def call(ttl: float, body: bytes) -> Event:
+        reply = await transport.call(MatchedEvent(event=request_event(ttl=ttl, content=body)))
+        answered_after[body] = loop.time() - start
+        return reply
+
+    async with serving(kit, transport), asyncio.TaskGroup() as tasks:
+        slow = tasks.create_task(call(0.3, b"slow"))
+        fast = tasks.create_task(call(0.05, b"fast"))
+        quick = tasks.create_task(call(5.0, b"quick"))
+
+    assert isinstance(_error(fast.result()), DeadlineExceededError)
+    assert isinstance(_error(slow.result()), DeadlineExceededError)
+    assert answered_after[b"fast"] < 0.3 <= answered_after[b"slow"]
+    assert quick.result().content == b"in time"
+
+
 async def test_event_without_time_left_is_refused() -> None:
     """An event whose TTL is already spent is answered with 504 without running a handler."""
     kit = Kit()
