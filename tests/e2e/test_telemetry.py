@@ -19,7 +19,7 @@ from kubefox.core.errors import NotFoundError
 from kubefox.platform import EmbeddedPlatform
 from kubefox.telemetry import Trace
 from tests.e2e.foxes import fox
-from tests.e2e.gitapps import EXAMPLES, app_repo
+from tests.e2e.gitapps import EXAMPLES, TEST_APPS, app_repo
 from tests.e2e.platforms import running_platform
 
 pytestmark = pytest.mark.e2e
@@ -178,3 +178,30 @@ async def test_fox_trace_last_right_after_a_request_shows_its_whole_trace(tmp_pa
             assert {"httpsrv", "broker"} <= set(services)
             assert any(s.startswith("hello-world-frontend-") for s in services)
             assert any(s.startswith("hello-world-backend-") for s in services)
+
+
+async def test_spans_a_handler_starts_join_the_requests_trace(tmp_path: Path) -> None:
+    """OpenTelemetry spans of the component's own code sit under its handler's span."""
+    hello = app_repo(EXAMPLES / "hello-world", tmp_path / "hello-world")
+    traced = app_repo(TEST_APPS / "traced", tmp_path / "traced")
+    async with running_platform(tmp_path / "state") as (platform, http):
+        await platform.publish(traced)
+        await platform.apply_path(hello / "hack" / "environments")
+        await platform.wait_available("traced-main")
+        answer = await http.get(
+            "/qa/work", params={"kf-dep": "traced-main", "kf-ve": "qa", "kf-sample": "true"}
+        )
+        trace = await _whole_trace(platform, answer.headers["kubefox-event-id"], spans=4)
+
+    assert answer.text == "worked"
+    by_name = {span.name: span for span in trace.spans}
+    handler = next(s for s in trace.spans if s.scope == "kubefox.component")
+    lookup, parse = by_name["lookup"], by_name["parse"]
+    assert lookup.trace_id == parse.trace_id == trace.trace_id
+    assert lookup.parent_span_id == handler.span_id
+    assert parse.parent_span_id == lookup.span_id
+    assert lookup.attributes["traced.item"] == "42"
+    assert [event.name for event in parse.events] == ["parsed"]
+    assert handler.resource["service.name"].startswith("traced-worker-")
+    assert lookup.resource["service.name"] == handler.resource["service.name"]
+    assert len(trace.spans) == 4  # httpsrv, the handler, lookup, parse

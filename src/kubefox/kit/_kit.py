@@ -238,8 +238,12 @@ class Kit:
 
         forward = []
         if settings.telemetry.exporting:
+            from kubefox.telemetry import user_spans
+
             self._telemetry = _telemetry(settings)
             forward.append(self._telemetry.log_forwarder("kubefox.kit"))
+            # the handler's own OpenTelemetry spans go where the component's go
+            user_spans.install(self._telemetry.providers.tracer_provider)
         configure_logging(log_format=settings.log_format, level=settings.log_level, forward=forward)
         sys.exit(_run_blocking(self._main(settings)))
 

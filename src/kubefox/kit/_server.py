@@ -272,7 +272,12 @@ class Server:
         return self._response(event, response, deadline)
 
     async def _observed(self, matched: MatchedEvent, deadline: float) -> bytes:
-        """:meth:`_process` inside a server span (when the trace is sampled), measured."""
+        """:meth:`_process` inside a server span (when the trace is sampled), measured.
+
+        In a sampled trace the handler's own OpenTelemetry spans are children
+        of its span (:mod:`kubefox.telemetry.user_spans`).
+        """
+        from kubefox.telemetry import user_spans
         from kubefox.telemetry.tracing import event_attributes
 
         started = time.perf_counter()
@@ -298,8 +303,9 @@ class Server:
                 event_id=event.id, trace_id=ids.trace_id.hex(), span_id=ids.span_id.hex()
             )
         failure: KubeFoxError | None = None
+        joined = None if ids is None else user_spans.enter(ids)
         try:
-            response = await self._dispatch(matched, deadline, None if span is None else ids)
+            response = await self._dispatch(matched, deadline, ids)
         except KubeFoxError as exc:
             failure = exc
             status = int(exc.http_status)
@@ -307,6 +313,9 @@ class Server:
         else:
             status = response.status
             answer = self._response(event, response, deadline)
+        finally:
+            if joined is not None:
+                user_spans.leave(joined)
         if span is not None and tracer is not None:
             tracer.end(span, status_code=status, error=failure)
         metrics = self._metrics

@@ -169,6 +169,7 @@ def build_providers(
     resource_attributes: Mapping[str, str] | None = None,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    new_traces: bool = True,
 ) -> TelemetryProviders:
     """The providers of one process of ``role`` on ``platform``, exporting as ``settings`` say.
 
@@ -182,6 +183,10 @@ def build_providers(
         resource_attributes: more resource attributes (``kubefox.component.*``).
         span_processors: more span processors (tests, a debugger).
         metric_readers: more metric readers (the Prometheus endpoint).
+        new_traces: whether the tracer provider's spans may start a trace (at
+            the settings' ratio); without, they are recorded only under a
+            sampled parent or when forced (a component's own spans:
+            :mod:`kubefox.telemetry.user_spans`).
 
     When ``settings.enabled`` is false the providers are OpenTelemetry's
     no-op ones: instrumentation costs next to nothing.
@@ -205,7 +210,8 @@ def build_providers(
     destinations = _destinations(settings)
 
     tracer_provider = SdkTracerProvider(
-        resource=resource, sampler=KubeFoxSampler(settings.sampling_ratio)
+        resource=resource,
+        sampler=KubeFoxSampler(settings.sampling_ratio if new_traces else 0.0),
     )
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)

@@ -100,6 +100,7 @@ def role_telemetry(
     resource_attributes: Mapping[str, str] | None = None,
     prometheus: bool = False,
     store: TelemetryStore | None = None,
+    new_traces: bool = True,
 ) -> RoleTelemetry:
     """Providers, hop tracer and metrics of ``role`` as ``settings`` say.
 
@@ -107,7 +108,8 @@ def role_telemetry(
     endpoint (:attr:`RoleTelemetry.prometheus`). Metrics are recorded only
     when something reads them: the Prometheus endpoint or an OTLP collector.
     With ``store`` (a role of the platform process) hop spans go straight
-    into it instead of through the embedded receiver.
+    into it instead of through the embedded receiver. ``new_traces`` is
+    :func:`~kubefox.telemetry.providers.build_providers`'.
     """
     providers = build_providers(
         settings,
@@ -116,6 +118,7 @@ def role_telemetry(
         service_name=service_name,
         instance_id=instance_id,
         resource_attributes=resource_attributes,
+        new_traces=new_traces,
     )
     scope = f"kubefox.{role}"
     tracer: HopTracer | None = None
@@ -161,7 +164,11 @@ def component_telemetry(
     hash: str,
     instance_id: str,
 ) -> RoleTelemetry:
-    """The telemetry of a component instance: ``service.name`` is ``<app>-<name>-<hash>``."""
+    """The telemetry of a component instance: ``service.name`` is ``<app>-<name>-<hash>``.
+
+    Its tracer provider starts no trace: the component's own OpenTelemetry
+    spans are recorded inside sampled requests only (:mod:`kubefox.telemetry.user_spans`).
+    """
     return role_telemetry(
         settings,
         role="component",
@@ -174,4 +181,5 @@ def component_telemetry(
             attr.COMPONENT_HASH: hash,
             attr.COMPONENT_ID: instance_id,
         },
+        new_traces=False,
     )

@@ -1,0 +1,63 @@
+"""user_spans: a handler's own OpenTelemetry spans become children of its hop span."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kubefox.core.events import SpanContext
+from kubefox.telemetry import user_spans
+from kubefox.telemetry.providers import KubeFoxSampler
+from kubefox.telemetry.spans import SAMPLED
+
+HANDLER = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), flags=SAMPLED)
+
+
+def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(sampler=KubeFoxSampler(0.0))  # a component's: no new traces
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    return provider, exported
+
+
+def test_a_span_started_in_the_handler_is_a_child_of_its_hop_span() -> None:
+    provider, exported = _provider()
+    tracer = provider.get_tracer("user")
+
+    token = user_spans.enter(HANDLER)
+    try:
+        with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
+            pass
+    finally:
+        user_spans.leave(token)
+
+    spans = {span.name: span for span in exported.get_finished_spans()}
+    assert set(spans) == {"lookup", "parse"}
+    lookup, parse = spans["lookup"], spans["parse"]
+    assert lookup.context is not None
+    assert parse.context is not None
+    assert lookup.context.trace_id == int.from_bytes(HANDLER.trace_id, "big")
+    assert lookup.parent is not None
+    assert lookup.parent.span_id == int.from_bytes(HANDLER.span_id, "big")
+    assert parse.parent is not None
+    assert parse.parent.span_id == lookup.context.span_id
+
+
+def test_outside_a_sampled_handler_nothing_is_recorded() -> None:
+    """After leave() (or in a background task) a span is a root, and components start none."""
+    provider, exported = _provider()
+    tracer = provider.get_tracer("user")
+    user_spans.leave(user_spans.enter(HANDLER))
+
+    with tracer.start_as_current_span("background") as span:
+        assert not span.is_recording()
+    unsampled = SpanContext(trace_id=HANDLER.trace_id, span_id=HANDLER.span_id, flags=0)
+    token = user_spans.enter(unsampled)
+    try:
+        with tracer.start_as_current_span("unsampled") as span:
+            assert not span.is_recording()
+    finally:
+        user_spans.leave(token)
+
+    assert exported.get_finished_spans() == ()
