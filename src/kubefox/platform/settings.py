@@ -89,8 +89,9 @@ class PlatformSettings(BaseSettings):
     tenant: str = Field(
         default="default",
         pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-        description="Tenant owning this platform: its NATS account holds every app, component "
-        "and platform role; other tenants' accounts cannot see it.",
+        description="Tenant owning this platform: its NATS account holds the platform roles "
+        "and state, and each of its apps has an account of its own; other tenants' accounts "
+        "cannot see them.",
     )
     credential_ttl: float = Field(
         default=24 * 3600.0,
