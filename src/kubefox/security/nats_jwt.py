@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import nacl.exceptions
 import nacl.signing
@@ -173,25 +173,6 @@ class ServiceExport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ServiceImport:
-    """Requests published here on ``subject`` go to ``account``'s export; replies come back."""
-
-    name: str
-    subject: str
-    account: str
-
-    def claims(self) -> dict[str, Any]:
-        """The entry in an account JWT's ``imports``."""
-        _expect(self.account, "A")
-        return {
-            "name": self.name,
-            "subject": self.subject,
-            "account": self.account,
-            "type": "service",
-        }
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class StreamExport:
     """Messages published here on ``subject`` are also delivered in accounts importing it."""
 
@@ -204,12 +185,11 @@ class StreamExport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class StreamImport:
-    """Messages ``account`` publishes on ``subject`` (its export) are delivered here too."""
-
+class _Import:
     name: str
     subject: str
     account: str
+    kind: ClassVar[str]
 
     def claims(self) -> dict[str, Any]:
         """The entry in an account JWT's ``imports``."""
@@ -218,8 +198,22 @@ class StreamImport:
             "name": self.name,
             "subject": self.subject,
             "account": self.account,
-            "type": "stream",
+            "type": self.kind,
         }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceImport(_Import):
+    """Requests published here on ``subject`` go to ``account``'s export; replies come back."""
+
+    kind: ClassVar[str] = "service"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StreamImport(_Import):
+    """Messages ``account`` publishes on ``subject`` (its export) are delivered here too."""
+
+    kind: ClassVar[str] = "stream"
 
 
 def operator_jwt(operator: NKeyPair, name: str, *, system_account: str) -> str:
