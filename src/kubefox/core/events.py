@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import enum
 import os
-import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -136,46 +136,70 @@ class SpanContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     flags: int = 0
 
 
-class _IdSource:
-    """Random (version 4) UUIDs as text, from OS randomness fetched 256 ids at a time.
+_ID_BATCH = 256
+# Applied to a batch of 16-byte ids read as one big integer: the version (4) in
+# the high nibble of byte 6, the RFC 4122 variant (binary 10) in the high bits
+# of byte 8, every other bit random; what ``uuid.UUID(bytes=..., version=4)`` does.
+_ID_KEEP = int.from_bytes(bytes.fromhex("ffffffffffff0fff3fffffffffffffff") * _ID_BATCH)
+_ID_SET = int.from_bytes(bytes.fromhex("00000000000040008000000000000000") * _ID_BATCH)
+# The text of a batch: ids of 36 characters, each followed by a space. The 32
+# hex digits of every id go to the non-dash positions of its slot.
+_ID_TEMPLATE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx " * _ID_BATCH
+_ID_SLOT = 37
+_ID_DIGITS = tuple(enumerate(i for i in range(36) if i not in {8, 13, 18, 23}))
+
+
+def _id_batch() -> list[str]:
+    """256 random (version 4) UUIDs as text, from one read of OS randomness.
+
+    Formatted all at once in C (one slice assignment per digit position, 32 in
+    all): about a third of the cost of formatting each id on its own.
+    """
+    size = 16 * _ID_BATCH
+    bits = (int.from_bytes(os.urandom(size)) & _ID_KEEP) | _ID_SET
+    digits = bits.to_bytes(size).hex().encode()
+    text = bytearray(_ID_TEMPLATE)
+    for digit, position in _ID_DIGITS:
+        text[position::_ID_SLOT] = digits[digit::32]
+    return text.decode().split()
+
+
+# Ids handed out one by one. Taking the next item of a list iterator is a single
+# C call under the GIL, so two threads never get the same id and no lock is
+# needed (a lock cost as much as the rest of new_id on the hot path). Threads
+# that both find it exhausted each install a fresh batch: some ids of the batch
+# replaced that way go unused, and still no id is handed out twice.
+_ids: Iterator[str] = iter(())
+
+
+def new_id() -> str:
+    """A new random event id: a version 4 UUID as text, like ``str(uuid.uuid4())``.
 
     ``str(uuid.uuid4())`` asks the kernel for 16 bytes per id, and every event
     gets an id on every hop; a system call is several times the cost of the
     rest on the virtual machines we run on. The ids stay as unpredictable
-    (the same ``os.urandom``); only the fetching is batched.
+    (the same ``os.urandom``); only the fetching and formatting are batched.
     """
-
-    __slots__ = ("_lock", "_offset", "_pool")
-
-    _BATCH = 256
-    _VARIANT = "89ab"  # RFC 4122 variant: the high bits of the 9th byte are 10
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = b""
-        self._offset = 0
-
-    def forget(self) -> None:
-        """Drop the fetched bytes (after a fork, so parent and child never share ids)."""
-        self._pool = b""
-        self._offset = 0
-
-    def __call__(self) -> str:
-        with self._lock:
-            offset = self._offset
-            if offset >= len(self._pool):
-                self._pool = os.urandom(16 * self._BATCH)
-                offset = 0
-            self._offset = offset + 16
-            raw = self._pool[offset : offset + 16]
-        h = raw.hex()
-        variant = self._VARIANT[(raw[8] >> 4) & 3]
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    try:
+        return next(_ids)
+    except StopIteration:
+        return _refill()
 
 
-#: A new random event id: a version 4 UUID as text, like ``str(uuid.uuid4())``.
-new_id = _IdSource()
-os.register_at_fork(after_in_child=new_id.forget)
+def _refill() -> str:
+    global _ids  # noqa: PLW0603 - the one shared id source of this process
+    ids = iter(_id_batch())
+    _ids = ids
+    return next(ids)
+
+
+def _forget_ids() -> None:
+    """Drop the fetched ids after a fork, so that parent and child never share one."""
+    global _ids  # noqa: PLW0603 - see _refill
+    _ids = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -21,6 +21,7 @@ import enum
 import json
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TypeAlias, TypeGuard
 
@@ -162,6 +163,29 @@ def check_value(v: object, *, path: str = "") -> Value:
         _check_object(v, path)
         return v
     raise _invalid(path, f"unsupported type {_kind(v)}")
+
+
+# Values that are valid whatever they hold, by exact type: with integers (whose
+# range is checked inline), the common case on every hop, decided with one set
+# lookup. Subclasses (an IntEnum, a str enum) take the general path.
+_ALWAYS_VALID: frozenset[type] = frozenset({str, bool, type(None)})
+
+
+def check_values(values: Mapping[str, object], *, path: str) -> None:
+    """Check every value of ``values`` as :func:`check_value` does.
+
+    Errors name the value as ``<path>.<key>`` (``values.header``). Every event
+    is checked on every hop, so the common scalars are accepted here without
+    a call, and the path is only built for values that need a closer look.
+
+    Raises:
+        InvalidError: for the first value :func:`check_value` rejects.
+    """
+    for key, value in values.items():
+        kind = type(value)
+        if kind in _ALWAYS_VALID or (kind is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
+            continue
+        check_value(value, path=f"{path}.{key}")
 
 
 def env_var_type(v: Value) -> EnvVarType:

@@ -1,9 +1,15 @@
-"""Events and their parts: component keys, context completeness, child and reply events."""
+"""Events and their parts: ids, component keys, context completeness, child and reply events."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import uuid
+
 import pytest
 
+from kubefox.core import events
 from kubefox.core.events import (
     TYPE_HTTP,
     TYPE_KUBEFOX,
@@ -13,6 +19,7 @@ from kubefox.core.events import (
     Event,
     EventContext,
     SpanContext,
+    new_id,
 )
 
 HASH = "98c75bd0123456789abcdef012345678"
@@ -161,3 +168,64 @@ def test_event_reply_targets_the_source_as_a_response() -> None:
     assert reply.parent_id == request.id
     assert (reply.content, reply.content_type) == (b"hi", "text/plain")
     assert (reply.context, reply.ttl, reply.type) == (CONTEXT, request.ttl, TYPE_HTTP)
+
+
+def test_new_ids_are_distinct_version_4_uuids_as_text() -> None:
+    """Ids read as ``str(uuid.uuid4())`` does, across several batches of fetched randomness."""
+    ids = [new_id() for _ in range(1000)]
+
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+
+
+def test_new_ids_format_the_os_randomness_as_uuid_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every random bit but the version and variant ends up in an id, in ``uuid.UUID`` order."""
+    pool = os.urandom(16 * 256)
+    monkeypatch.setattr(os, "urandom", lambda size: pool[:size])
+    events._forget_ids()  # the after-fork hook: the next id starts a batch, from ``pool``
+
+    ids = [new_id() for _ in range(256)]
+
+    expected = [str(uuid.UUID(bytes=pool[i : i + 16], version=4)) for i in range(0, len(pool), 16)]
+    assert ids == expected
+
+
+def test_new_ids_from_many_threads_are_never_shared() -> None:
+    """Threads take ids concurrently without a lock and still never get the same one."""
+    taken: list[list[str]] = [[] for _ in range(8)]
+
+    def take(into: list[str]) -> None:
+        into.extend(new_id() for _ in range(20_000))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        threads = [threading.Thread(target=take, args=(into,)) for into in taken]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    every = [i for ids in taken for i in ids]
+    assert len(set(every)) == len(every) == 8 * 20_000
+
+
+def test_new_ids_after_a_fork_are_not_the_parents() -> None:
+    """A forked child fetches its own randomness instead of repeating the parent's next ids."""
+    new_id()  # the parent holds a batch with ids left in it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+
+    assert child != new_id()

@@ -11,6 +11,7 @@ from kubefox.core.values import (
     EnvVarType,
     Value,
     check_value,
+    check_values,
     env_var_type,
     go_format_float,
     is_empty,
@@ -81,6 +82,35 @@ def test_check_value_rejects_other_shapes_naming_the_path(
     assert caught.value.details["path"] == path
     assert fragment in str(caught.value)
     assert str(caught.value).startswith(f"invalid: {path}: ")
+
+
+def test_check_values_accepts_every_json_form() -> None:
+    """A map of valid values passes, whatever mix of forms it holds."""
+    check_values({str(i): value for i, value in enumerate(VALID)}, path="values")
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (2**64, "values.bad"),
+        (-(2**63) - 1, "values.bad"),
+        (math.nan, "values.bad"),
+        ({"a": "b"}, "values.bad.a"),
+        (["a", 1], "values.bad[1]"),
+        (b"raw", "values.bad"),
+    ],
+)
+def test_check_values_rejects_what_check_value_rejects_naming_the_key(
+    value: object, path: str
+) -> None:
+    """A bad value fails as :func:`check_value` says, its path under ``<path>.<key>``."""
+    with pytest.raises(InvalidError) as caught:
+        check_values({"good": 200, "bad": value}, path="values")
+
+    assert caught.value.details["path"] == path
+    with pytest.raises(InvalidError) as alone:
+        check_value(value, path="values.bad")
+    assert str(caught.value) == str(alone.value)
 
 
 def test_check_value_without_path_names_the_value() -> None:
