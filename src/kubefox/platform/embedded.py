@@ -31,7 +31,14 @@ from kubefox.api import ApiServer, ApiSettings, create_app
 from kubefox.broker import Broker, BrokerSettings
 from kubefox.core.errors import KubeFoxError
 from kubefox.core.nats_options import NatsConnectOptions
-from kubefox.operator import LocalScheduler, Operator, OperatorSettings, wait_available
+from kubefox.operator import (
+    InstanceSpec,
+    LocalScheduler,
+    Operator,
+    OperatorSettings,
+    wait_available,
+)
+from kubefox.operator.local import READY_TIMEOUT
 from kubefox.platform.security import PlatformSecurity, new_identity
 from kubefox.platform.settings import PlatformSettings
 from kubefox.publish import PublishResult, publish
@@ -50,6 +57,7 @@ from kubefox.resources import (
 from kubefox.router import ResourceView, Router
 from kubefox.security.certificates import CertificateFiles, CertificateRotator, PlatformRole
 from kubefox.serving import ServerTls, certificate_names
+from kubefox.store.instance_records import InstanceRecord
 from kubefox.store.instances import InstanceRegistry
 from kubefox.store.jetstream import JetStreamStore
 from kubefox.store.jetstream_objects import JetStreamArtifactStore
@@ -565,7 +573,10 @@ class EmbeddedPlatform:
         operator_settings, broker_settings, http_settings = self._role_settings()
         store = self.store
         self._scheduler = LocalScheduler.from_settings(
-            operator_settings, self.artifacts, credentials=self.security.components
+            operator_settings,
+            self.artifacts,
+            credentials=self.security.components,
+            readiness=self._registered,
         )
         self._operator_view = ResourceView(store, namespace=self.settings.namespace)
         self._operator = Operator(
@@ -646,6 +657,22 @@ class EmbeddedPlatform:
             _, stuck = await asyncio.wait(roles, timeout=self.settings.shutdown_grace * 2)
             for task in (*stuck, view_task):
                 task.cancel()
+
+    async def _registered(self, spec: InstanceSpec, instance_id: str) -> None:
+        """Return once process ``instance_id`` of ``spec`` has registered: it takes events.
+
+        The scheduler's readiness check at a credential renewal; the Kit registers
+        after it has subscribed to its component's subject.
+        """
+
+        def registered(records: list[InstanceRecord]) -> bool:
+            return any(
+                (record.id, record.app, record.name, record.hash)
+                == (instance_id, spec.app, spec.component, spec.hash)
+                for record in records
+            )
+
+        await self.registry.wait_for(registered, timeout=READY_TIMEOUT)
 
     async def _serving_tls(self, role: PlatformRole) -> ServerTls | None:
         """``role``'s HTTPS context with a certificate from the platform's CA; ``None`` if off.

@@ -49,7 +49,7 @@ import structlog
 
 from kubefox.core.errors import InvalidError, UnavailableError
 from kubefox.core.nats_options import NatsConnectOptions
-from kubefox.operator.local import InstanceCredential
+from kubefox.operator.credentials import InstanceCredential
 from kubefox.operator.scheduler import InstanceSpec
 from kubefox.platform.settings import PlatformSettings
 from kubefox.recording.jetstream import NAME as RECORDINGS

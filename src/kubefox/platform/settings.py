@@ -96,8 +96,9 @@ class PlatformSettings(BaseSettings):
     credential_ttl: float = Field(
         default=24 * 3600.0,
         ge=10.0,
-        description="Seconds a component instance's NATS credential is valid; the operator "
-        "restarts the instance with a fresh one after two thirds of it.",
+        description="Seconds a component instance's NATS credential is valid; after two thirds "
+        "of it the operator replaces the instance's process with one holding a fresh credential, "
+        "started before the old one stops.",
     )
     telemetry: bool = Field(
         default=True,

@@ -270,6 +270,9 @@ class Readiness:
 
     def __init__(self) -> None:
         self.reports: asyncio.Queue[list[str]] = asyncio.Queue()
+        #: Every report so far, in order of arrival; ``changed`` fires after each.
+        self.history: list[list[str]] = []
+        self.changed = Signal()
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -285,7 +288,10 @@ class Readiness:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = await reader.readline()
-        self.reports.put_nowait(line.decode().split())
+        report = line.decode().split()
+        self.reports.put_nowait(report)
+        self.history.append(report)
+        self.changed()
         writer.close()
         await writer.wait_closed()
 
