@@ -6,11 +6,12 @@ The integration tests use the artifact and AppDeployment builders too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import os
 import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from kubefox.operator import (
     InstanceState,
     InstanceStatus,
 )
+from kubefox.operator.local import LocalScheduler
 from kubefox.resources import AppDeployment, parse_resource
 from kubefox.store.instance_records import InstanceRecord, record_key
 
@@ -299,3 +301,14 @@ class Readiness:
         """The next report: ``[pid, instance id, *extra]``."""
         async with asyncio.timeout(timeout):
             return await self.reports.get()
+
+
+@contextlib.asynccontextmanager
+async def running(scheduler: LocalScheduler) -> AsyncIterator[LocalScheduler]:
+    """Run ``scheduler`` for the block; close it (stopping every process) at the end."""
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(scheduler.run())
+        try:
+            yield scheduler
+        finally:
+            await scheduler.aclose()

@@ -8,10 +8,8 @@ events rather than sleeps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from kubefox.core.errors import InvalidError, NotFoundError, UnavailableError
 from kubefox.operator import InstanceSpec, InstanceState, InstanceStatus, LocalScheduler
 from kubefox.store.artifacts import MemoryArtifactStore, artifact_name
-from tests.unit.operator.helpers import Readiness, Signal, is_alive, tar_gz, wait_exited
+from tests.unit.operator.helpers import Readiness, Signal, is_alive, running, tar_gz, wait_exited
 
 APP = "hello-world"
 HASH = "0123456789abcdef0123456789abcdef"
@@ -48,17 +46,6 @@ FORKING = Readiness.CLIENT + (
     "while True:\n"
     "    signal.pause()\n"
 )
-
-
-@contextlib.asynccontextmanager
-async def running(scheduler: LocalScheduler) -> AsyncIterator[LocalScheduler]:
-    """Run ``scheduler`` for the block; close it (stopping every process) at the end."""
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(scheduler.run())
-        try:
-            yield scheduler
-        finally:
-            await scheduler.aclose()
 
 
 def make_scheduler(

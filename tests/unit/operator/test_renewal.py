@@ -10,9 +10,8 @@ A report cut short by a signal arrives empty: lookups skip those.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from kubefox.operator import InstanceSpec, InstanceState, InstanceStatus, LocalScheduler
 from kubefox.operator.local import InstanceCredential, InstanceReadiness
 from kubefox.store.artifacts import MemoryArtifactStore, artifact_name
-from tests.unit.operator.helpers import Readiness, Signal, is_alive, tar_gz
+from tests.unit.operator.helpers import Readiness, Signal, is_alive, running, tar_gz
 
 APP = "hello-world"
 HASH = "0123456789abcdef0123456789abcdef"
@@ -92,17 +91,6 @@ def reported_up(ready: Readiness) -> InstanceReadiness:
 async def never_ready(spec: InstanceSpec, instance_id: str) -> None:
     """A readiness check that never passes."""
     await asyncio.Event().wait()
-
-
-@contextlib.asynccontextmanager
-async def running(scheduler: LocalScheduler) -> AsyncIterator[LocalScheduler]:
-    """Run ``scheduler`` for the block; close it (stopping every process) at the end."""
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(scheduler.run())
-        try:
-            yield scheduler
-        finally:
-            await scheduler.aclose()
 
 
 def make_scheduler(
