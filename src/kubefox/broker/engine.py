@@ -33,7 +33,7 @@ import collections
 import secrets
 import time
 from collections.abc import Awaitable, Coroutine
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -52,10 +52,14 @@ from kubefox.core.events import Category, Component, ComponentType, Event
 from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
 from kubefox.store.secrets import ResourceSecrets
+from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.tracing import event_attributes
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
     from kubefox.telemetry.tracing import HopSpan, HopTracer
+
+_HTTP_ADAPTER = ComponentType.HTTP_ADAPTER.value
 
 #: Seconds a target subject counts as having someone listening after it last answered.
 ANSWERED_FOR = 2.0
@@ -69,8 +73,12 @@ _MAX_HELD = 65_536
 log = structlog.get_logger(__name__)
 
 
-class _Relay(NamedTuple):
-    """A checked and routed request: where it goes, what is sent, the TTL left, the target."""
+class _Relay(msgspec.Struct, frozen=True, gc=False):
+    """A checked and routed request: where it goes, what is sent, the TTL left, the target.
+
+    A struct, not a NamedTuple: one is built per relayed event, and a struct
+    is built in C (gc=False: it refers to no container that could cycle back).
+    """
 
     destination: str
     payload: bytes
@@ -109,6 +117,7 @@ class Broker:
         resource_secrets: ResourceSecrets | None = None,
     ) -> None:
         self.settings = settings
+        self._max_size = settings.max_event_size  # read per event: one attribute, not two
         self._tracer = tracer
         self._metrics = metrics
         self._adapters = HttpAdapterCaller(resource_secrets)
@@ -136,8 +145,9 @@ class Broker:
         # distinct ones (one per instance, one per component version), so each is
         # built or parsed once.
         self._senders: dict[str, Component] = {}
-        self._destinations: dict[tuple[str, str, str], str] = {}
+        self._destinations: dict[Component, str] = {}
         self._answered: dict[str, float] = {}
+        self._span_names: dict[tuple[Category, Component], str] = {}
 
     @property
     def in_flight(self) -> int:
@@ -296,11 +306,14 @@ class Broker:
             return
         span: HopSpan | None = None
         try:
-            event = codec.decode(bytes(data), max_size=self.settings.max_event_size)
-            parent = event.parent_span
-            if self._tracer is not None and parent is not None and parent.flags & 1:
-                event, span = self._traced(self._tracer, event)
-            if event.target is not None and event.target.type == ComponentType.HTTP_ADAPTER:
+            event = codec.decode(bytes(data), max_size=self._max_size)
+            tracer = self._tracer
+            if tracer is not None:
+                parent = event.parent_span
+                if parent is not None and parent.flags & 1:
+                    event, span = self._traced(tracer, event)
+            target = event.target
+            if target is not None and target.type == _HTTP_ADAPTER:
                 self._spawn(self._call_adapter(event, subject, reply, span))
                 return
             relay = self._relay(event, subject, received)
@@ -309,13 +322,14 @@ class Broker:
                 self._end_span(span, None, exc)
             self._spawn(self._handle(subject, reply, bytes(data), received))
             return
-        if reply and self._answered.get(relay.destination, 0.0) <= time.monotonic():
+        destination = relay.destination
+        if reply and self._answered.get(destination, 0.0) <= time.monotonic():
             if span is not None:
                 self._end_span(span, relay, None)
             self._spawn(self._carry_event(event, subject, reply, relay))
             return
         try:
-            transport.send(relay.destination, relay.payload, reply=reply)
+            transport.send(destination, relay.payload, reply=reply)
         except KubeFoxError as exc:
             if span is not None:
                 self._end_span(span, relay, exc)
@@ -331,28 +345,36 @@ class Broker:
 
     def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, HopSpan]:
         """Start the span of routing ``event``; the event now carries it as its parent span."""
-        from kubefox.telemetry.tracing import event_attributes
-
         source = event.source
         attributes = event_attributes(event)
         attributes["kubefox.event.source.name"] = source.name
         attributes["kubefox.event.source.app"] = source.app
         span = tracer.start(
-            f"Route {event.category.name} from {source.group_key}",
+            self._span_name(event.category, source),
             parent=event.parent_span,
             kind="internal",
             attributes=attributes,
         )
         return msgspec.structs.replace(event, parent_span=span.context), span
 
-    def _end_span(self, span: HopSpan, relay: _Relay | None, error: Exception | None) -> None:
-        from kubefox.telemetry import attributes as attr
+    def _span_name(self, category: Category, source: Component) -> str:
+        """``Route <category> from <source's group key>``; built once per sender and category."""
+        key = (category, source)
+        name = self._span_names.get(key)
+        if name is None:
+            name = f"Route {category.name} from {source.group_key}"
+            if len(self._span_names) >= _MAX_CACHED:
+                self._span_names.clear()
+            self._span_names[key] = name
+        return name
 
+    def _end_span(self, span: HopSpan, relay: _Relay | None, error: Exception | None) -> None:
         if relay is not None:
             target = relay.target
-            span.set_attributes(
-                {attr.APP: target.app, attr.COMPONENT: target.name, attr.HASH: target.hash}
-            )
+            attributes = span.attributes
+            attributes[attr.APP] = target.app
+            attributes[attr.COMPONENT] = target.name
+            attributes[attr.HASH] = target.hash
         if self._tracer is not None:
             self._tracer.end(span, error=error)
 
@@ -462,13 +484,14 @@ class Broker:
         router = self._router
         if router is None:  # pragma: no cover - set before the subscription exists
             raise UnavailableError("the broker is not ready")
-        routed = router.route_component(event, sender=self._sender(subject))
+        sender = self._senders.get(subject) or self._sender(subject)
+        routed = router.route_component(event, sender=sender)
         ttl = event.ttl - (time.monotonic_ns() - received)
         if ttl <= 0:
             raise DeadlineExceededError("event ttl was spent in the broker")
         # The event was checked when decoded, params and env come from validated resources.
         payload = codec.encode_matched(
-            routed.matched(event, ttl=ttl), max_size=self.settings.max_event_size, trusted=True
+            routed.matched(event, ttl=ttl), max_size=self._max_size, trusted=True
         )
         target = routed.target
         return _Relay(self._destination(target), payload, ttl, target)
@@ -517,13 +540,14 @@ class Broker:
 
     def _destination(self, target: Component) -> str:
         """The ``cmp`` subject of ``target``'s version; built once per version."""
-        key = (target.app, target.name, target.hash)
-        subject = self._destinations.get(key)
+        subject = self._destinations.get(target)
         if subject is None:
-            subject = subjects.component(self.settings.platform, *key)
+            subject = subjects.component(
+                self.settings.platform, target.app, target.name, target.hash
+            )
             if len(self._destinations) >= _MAX_CACHED:
                 self._destinations.clear()
-            self._destinations[key] = subject
+            self._destinations[target] = subject
         return subject
 
     def _stand_in(self, subject: str) -> Event:

@@ -47,6 +47,11 @@ class ResolvedContext:
     #: was read at, later ones winning: the Environment then the VirtualEnvironment,
     #: or the ReleaseManifest. ``data.secrets`` only holds masks.
     secret_sources: tuple[tuple[ResourceKey, str | None], ...] = ()
+    # shared_env's answers: a context is rebuilt when what it was built from
+    # changes, never altered, so each component's env is worked out once.
+    _envs: dict[str, dict[str, Any]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def app(self) -> str:
@@ -69,7 +74,22 @@ class ResolvedContext:
 
         Only declared vars are handed over (route vars included); an undeclared
         var never leaves the platform. Missing optional vars are left out.
+        The dict is the caller's own.
         """
+        return dict(self.shared_env(name))
+
+    def shared_env(self, name: str) -> dict[str, Any]:
+        """:meth:`env_for`, worked out once per component and shared: never change it.
+
+        For events that are encoded at once (the broker's relay, httpsrv's
+        genesis events): a copy per event would cost more than the encoding.
+        """
+        env = self._envs.get(name)
+        if env is None:
+            env = self._envs[name] = self._env(name)
+        return env
+
+    def _env(self, name: str) -> dict[str, Any]:
         definition = self.definition(name)
         if definition is None:
             return {}

@@ -17,7 +17,10 @@ Deliberate differences from upstream (§3.5-§3.7, §10.3):
 
 Both paths run once per event, so resolved contexts are cached (see
 :meth:`Router.context`) and a lookup that finds the view unchanged since the
-last one costs a dictionary read.
+last one costs a dictionary read. The broker's path goes one step further:
+everything :meth:`Router.route_component` decides from the context, the
+sender's version and the target alone is kept per view revision, so a request
+like the last one costs the per-event checks and a dictionary read.
 """
 
 from __future__ import annotations
@@ -65,7 +68,11 @@ from kubefox.store.protocol import ResourceKey
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Routed:
-    """Where an event goes: its context, the target component, the route and what it captured."""
+    """Where an event goes: its context, the target component, the route and what it captured.
+
+    The router may hand the same instance to several events (see
+    :meth:`Router.route_component`): it is never changed.
+    """
 
     context: ResolvedContext
     target: Component
@@ -95,12 +102,17 @@ class Routed:
             ttl=event.ttl if ttl is None else ttl,
         )
         return MatchedEvent(
-            event=routed, route_id=self.route_id, env=self.context.env_for(self.target.name)
+            event=routed, route_id=self.route_id, env=self.context.shared_env(self.target.name)
         )
 
 
 _ContextKey = tuple[str, str, str]
 _Revisions = tuple[str | None, ...]
+# (context, source app, name, hash, target name, app, hash): all route_component's
+# checks and lookups past the per-event ones depend on these alone.
+_RequestKey = tuple[EventContext, str, str, str, str, str, str]
+# Bound on the cache of component requests; clearing it only costs a lookup per key.
+_MAX_REQUESTS = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,6 +122,23 @@ class _Cached:
     context: ResolvedContext
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _CheckedRequest:
+    """A component request :meth:`Router.route_component` let through, at one view revision."""
+
+    view_revision: int
+    context: ResolvedContext
+    target: Component
+    has_routes: bool
+    has_default: bool
+    #: The answer itself when the target has no routes: nothing in the event can change it.
+    routed: Routed | None
+
+
+def _request_key(context: EventContext, source: Component, target: Component) -> _RequestKey:
+    return (context, source.app, source.name, source.hash, target.name, target.app, target.hash)
+
+
 class Router:
     """Routes events of one platform using a live :class:`ResourceView`."""
 
@@ -117,6 +146,7 @@ class Router:
         self.view = view
         self.platform = platform
         self._contexts: dict[_ContextKey, _Cached] = {}
+        self._requests: dict[_RequestKey, _CheckedRequest] = {}
         self.releases = ReleaseMatcher(view)
 
     def context(
@@ -266,9 +296,23 @@ class Router:
             DeadlineExceededError: the event's TTL is spent.
             UnsupportedAdapterError: the target is an adapter (see :meth:`route_adapter`).
         """
-        resolved, dependency = self._checked_request(event, sender)
-        target = event.target
-        if target is None:  # pragma: no cover - checked by _checked_request
+        self._check_sender(event, sender)
+        source, target = event.source, event.target
+        if target is not None:
+            known = self._requests.get(_request_key(event.context, source, target))
+            if known is not None and known.view_revision == self.view.revision:
+                if known.routed is not None:
+                    return known.routed
+                return self._component_route(
+                    event,
+                    known.context,
+                    known.target,
+                    has_routes=known.has_routes,
+                    has_default=known.has_default,
+                )
+        revision = self.view.revision
+        resolved, dependency = self._checked_context(event)
+        if target is None:  # pragma: no cover - checked by _checked_context
             raise InvalidError("event has no target")
         if dependency.type is not ComponentType.KUBEFOX:
             raise UnsupportedAdapterError(f'adapter "{target.name}" is not supported yet')
@@ -282,13 +326,21 @@ class Router:
             raise ComponentMismatchError("component not part of app", component=target.name)
         if target.hash and target.hash != target_def.hash:
             raise ComponentMismatchError("hash does not match app", component=target.name)
-        return self._component_route(
-            event,
+        has_routes, has_default = bool(target_def.routes), target_def.default_handler
+        routed = self._component_route(
+            event, resolved, resolved_target, has_routes=has_routes, has_default=has_default
+        )
+        if len(self._requests) >= _MAX_REQUESTS:
+            self._requests.clear()
+        self._requests[_request_key(event.context, source, target)] = _CheckedRequest(
+            revision,
             resolved,
             resolved_target,
-            has_routes=bool(target_def.routes),
-            has_default=target_def.default_handler,
+            has_routes,
+            has_default,
+            None if has_routes else routed,
         )
+        return routed
 
     def route_adapter(self, event: Event, *, sender: Component) -> Routed:
         """Check a request a component sent to an HTTPAdapter; ``adapter`` is set.
@@ -303,9 +355,10 @@ class Router:
             NotFoundError: the context has no such adapter.
             and every error of :meth:`route_component`.
         """
-        resolved, dependency = self._checked_request(event, sender)
+        self._check_sender(event, sender)
+        resolved, dependency = self._checked_context(event)
         target = event.target
-        if target is None:  # pragma: no cover - checked by _checked_request
+        if target is None:  # pragma: no cover - checked by _checked_context
             raise InvalidError("event has no target")
         if dependency.type is not ComponentType.HTTP_ADAPTER:
             raise UnsupportedAdapterError(
@@ -323,10 +376,8 @@ class Router:
             adapter=adapter,
         )
 
-    def _checked_request(
-        self, event: Event, sender: Component
-    ) -> tuple[ResolvedContext, Dependency]:
-        """The context of a component's request and the dependency it calls, once checked."""
+    def _check_sender(self, event: Event, sender: Component) -> None:
+        """What is checked of every component request: who sent it, what it is, its TTL."""
         source = event.source
         if (source.app, source.name, source.hash, source.id) != (
             sender.app,
@@ -343,6 +394,10 @@ class Router:
             raise InvalidError("only requests are routed by the broker", category=event.category)
         if event.ttl <= 0:
             raise DeadlineExceededError("event ttl is spent")
+
+    def _checked_context(self, event: Event) -> tuple[ResolvedContext, Dependency]:
+        """The context of a checked request (:meth:`_check_sender`) and the dependency it calls."""
+        source = event.source
         context = event.context
         if context.platform != self.platform:
             raise InvalidError("event context is invalid", reason="platform does not match")

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from kubefox.adapters.http import HEALTH_PATH, HttpAdapter, Limits
@@ -20,11 +21,13 @@ from kubefox.core.errors import (
     KubeFoxError,
     UnavailableError,
 )
-from kubefox.core.events import CONTENT_TYPE_TEXT, EventContext, MatchedEvent
+from kubefox.core.events import CONTENT_TYPE_TEXT, EventContext, MatchedEvent, SpanContext
 from kubefox.resources import Platform
 from kubefox.router import ResourceView, Router
 from kubefox.store import MemoryStore
 from kubefox.store.typed import TypedStore
+from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.tracing import SAMPLED, HopSpan, HopTracer
 from tests.unit.adapters.hello import (
     DEPLOYMENT,
     FRONTEND,
@@ -432,3 +435,58 @@ async def test_non_http_scopes_are_ignored(app: HttpAdapter) -> None:
     status, _, _, received = await call(app, {"type": "lifespan"}, [])
 
     assert (status, received) == (0, 0)
+
+
+class _Spans:
+    """A span sink keeping what it is given."""
+
+    def __init__(self) -> None:
+        self.spans: list[HopSpan] = []
+
+    def add(self, span: HopSpan) -> None:
+        self.spans.append(span)
+
+
+async def test_a_sampled_request_carries_its_server_span_to_the_target_and_the_client(
+    router: Router,
+) -> None:
+    """The event's parent span, the answer's traceparent and the request's log ids are one span."""
+    logged: list[dict[str, Any]] = []
+
+    async def answer(matched: MatchedEvent) -> bytes:
+        logged.append(structlog.contextvars.get_contextvars())
+        return await greet(matched)
+
+    requester = FakeRequester(answer)
+    spans = _Spans()
+    app = HttpAdapter(
+        router, requester, platform="demo", timeout=5.0, tracer=HopTracer(spans, ratio=1.0)
+    )
+
+    response = await get(app, f"/qa/hello?{QA}")
+
+    [span] = spans.spans
+    [(_, matched, _)] = requester.sent
+    trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+    assert response.headers["traceparent"] == f"00-{trace_id}-{span_id}-01"
+    assert matched.event.parent_span == SpanContext(
+        trace_id=span.trace_id, span_id=span.span_id, flags=SAMPLED
+    )
+    assert logged == [{"event_id": matched.event.id, "trace_id": trace_id, "span_id": span_id}]
+    assert span.attributes[attr.COMPONENT] == "frontend"
+
+
+async def test_an_unsampled_request_carries_no_span(router: Router) -> None:
+    """At ratio 0 without kf-sample: no span, no traceparent, no parent span in the event."""
+    requester = FakeRequester()
+    spans = _Spans()
+    app = HttpAdapter(
+        router, requester, platform="demo", timeout=5.0, tracer=HopTracer(spans, ratio=0.0)
+    )
+
+    response = await get(app, f"/qa/hello?{QA}")
+
+    [(_, matched, _)] = requester.sent
+    assert spans.spans == []
+    assert "traceparent" not in response.headers
+    assert matched.event.parent_span is None

@@ -406,3 +406,92 @@ async def test_target_without_matching_route_or_default_handler_is_route_not_fou
 
     with pytest.raises(RouteNotFoundError, match='"backend" has no matching route'):
         platform.router.route_component(event, sender=FRONTEND)
+
+
+# -- the component request cache -----------------------------------------------------
+
+
+async def test_a_repeated_request_gets_the_same_answer_without_a_second_lookup(
+    platform: Platform,
+) -> None:
+    """While the view is unchanged, a request like the last one is answered from the cache."""
+    first = platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+
+    again = platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+
+    assert again is first
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    [instance("frontend", id="someone-else"), instance("backend")],
+    ids=["other-instance", "other-component"],
+)
+async def test_a_cached_route_still_checks_the_sender(
+    platform: Platform, claimed: Component
+) -> None:
+    """A route known from an earlier request is no way around the identity check."""
+    platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+
+    with pytest.raises(UnauthorizedError, match="does not match the sending component"):
+        platform.router.route_component(request(claimed, "backend"), sender=FRONTEND)
+
+
+async def test_a_cached_route_still_checks_the_ttl_and_the_category(platform: Platform) -> None:
+    """What differs from event to event is checked on every event."""
+    platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+
+    with pytest.raises(DeadlineExceededError):
+        platform.router.route_component(request(FRONTEND, "backend", ttl=0), sender=FRONTEND)
+    with pytest.raises(InvalidError, match="only requests"):
+        platform.router.route_component(
+            request(FRONTEND, "backend", category=Category.RESPONSE), sender=FRONTEND
+        )
+
+
+async def test_a_cached_route_follows_a_change_of_the_resources(platform: Platform) -> None:
+    """A new revision of what the route was decided from decides it again."""
+    event = request(FRONTEND, "backend")
+    platform.router.route_component(event, sender=FRONTEND)
+    await platform.typed.apply(virtual_environment(who="Universe"))
+    await platform.settle()
+
+    matched = platform.router.route_component(event, sender=FRONTEND).matched(event)
+
+    assert matched.env == {"who": "Universe"}
+
+
+async def test_a_cached_route_is_refused_once_the_dependency_is_gone(platform: Platform) -> None:
+    """Dropping the dependency from the deployment refuses the very next request."""
+    platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+    definitions = components()
+    definitions["frontend"]["dependencies"] = {}
+    await platform.typed.apply(app_deployment(definitions=definitions))
+    await platform.settle()
+
+    with pytest.raises(UnauthorizedError, match="has not declared a dependency"):
+        platform.router.route_component(request(FRONTEND, "backend"), sender=FRONTEND)
+
+
+async def test_a_target_with_routes_is_matched_on_every_request(platform: Platform) -> None:
+    """Only the checks are cached for a target with routes: each event is matched anew."""
+    await platform.typed.apply(app_deployment(definitions=backend_with_routes()))
+    await platform.settle()
+    who = request(FRONTEND, "backend", values={"method": "GET", "path": "/qa/who"})
+    other = request(FRONTEND, "backend", values={"method": "GET", "path": "/qa/other"})
+
+    first = platform.router.route_component(who, sender=FRONTEND).route_id
+    second = platform.router.route_component(other, sender=FRONTEND).route_id
+    third = platform.router.route_component(who, sender=FRONTEND).route_id
+
+    assert (first, second, third) == (1, -1, 1)
+
+
+async def test_env_for_hands_out_a_copy_of_the_shared_env(platform: Platform) -> None:
+    """Changing what env_for returned changes nothing the router sends."""
+    event = request(FRONTEND, "backend")
+    routed = platform.router.route_component(event, sender=FRONTEND)
+
+    routed.context.env_for("backend")["who"] = "Mallory"
+
+    assert routed.matched(event).env == {"who": "World"}

@@ -28,7 +28,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import msgspec
 import structlog
 
 from kubefox.adapters.http import builtin
@@ -85,12 +84,11 @@ _SAMPLE_VALUES = (b"true", b"1")
 log = structlog.get_logger(__name__)
 
 
-def _traceparent(span: SpanContext) -> bytes:
-    return f"00-{span.trace_id.hex()}-{span.span_id.hex()}-{span.flags & 0xFF:02x}".encode()
+class _Trace(NamedTuple):
+    """What a sampled request carries of its server span: in its event and in the answer."""
 
-
-def _log_ids(span: SpanContext) -> dict[str, str]:
-    return {"trace_id": span.trace_id.hex(), "span_id": span.span_id.hex()}
+    context: SpanContext
+    traceparent: bytes
 
 
 def adapter_identity(*, hash: str = BUILD_HASH) -> Component:
@@ -172,12 +170,13 @@ def trace_request(scope: Scope) -> tuple[SpanContext | None, bool]:
     ``kf-sample`` (or ``kubefox-telemetry-sample``) counts as a header or a
     query parameter, ``true`` in any case or ``1`` (upstream's rule).
     """
-    from kubefox.telemetry.tracing import parse_traceparent
-
     parent: SpanContext | None = None
     force = False
     for name, value in scope["headers"]:
         if name == _TRACEPARENT:
+            # Imported only when a request carries one: an import costs on every call.
+            from kubefox.telemetry.tracing import parse_traceparent
+
             parent = parse_traceparent(value.decode("latin-1"))
         elif name in _SAMPLE_NAMES:
             force = force or _wants_sample(value)
@@ -191,18 +190,16 @@ def trace_request(scope: Scope) -> tuple[SpanContext | None, bool]:
     return parent, force
 
 
-def _routed_attributes(routed: Routed) -> dict[str, Any]:
+def _add_routed_attributes(attributes: dict[str, Any], routed: Routed) -> None:
     target = routed.target
     context = routed.context.event_context
-    return {
-        attr.APP: target.app,
-        attr.COMPONENT: target.name,
-        attr.HASH: target.hash,
-        attr.APP_DEPLOYMENT: context.app_deployment,
-        attr.VIRTUAL_ENVIRONMENT: context.virtual_environment,
-        attr.RELEASE_MANIFEST: context.release_manifest,
-        attr.ROUTE_ID: routed.route_id,
-    }
+    attributes[attr.APP] = target.app
+    attributes[attr.COMPONENT] = target.name
+    attributes[attr.HASH] = target.hash
+    attributes[attr.APP_DEPLOYMENT] = context.app_deployment
+    attributes[attr.VIRTUAL_ENVIRONMENT] = context.virtual_environment
+    attributes[attr.RELEASE_MANIFEST] = context.release_manifest
+    attributes[attr.ROUTE_ID] = routed.route_id
 
 
 class HttpAdapter:
@@ -247,16 +244,22 @@ class HttpAdapter:
         self._router = router
         self._requester = requester
         self._platform = platform
-        self.source = source if source is not None else adapter_identity()
+        self._source = source if source is not None else adapter_identity()
+        self._key = self._source.key  # on every answer; the identity never changes
         self._timeout = timeout
         self._max_event_size = max_event_size
         self._bare_context = EventContext(platform=platform)
         self._subjects: dict[Component, str] = {}
 
     @property
+    def source(self) -> Component:
+        """The identity of httpsrv: the source of every genesis event."""
+        return self._source
+
+    @property
     def key(self) -> str:
         """The component key of httpsrv, sent as ``Kubefox-Adapter``."""
-        return self.source.key
+        return self._key
 
     def limits(self) -> Limits:
         """The limits now: the settings', else the Platform resource's, else the defaults."""
@@ -285,7 +288,7 @@ class HttpAdapter:
         await self._serve(scope, receive, send, new_id())
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, event_id: str, span: HopSpan | None = None
+        self, scope: Scope, receive: Receive, send: Send, event_id: str, trace: _Trace | None = None
     ) -> tuple[int, Routed | None, Exception | None]:
         """Answer one request; the status answered, where it was routed and what failed."""
         context = self._bare_context
@@ -300,12 +303,11 @@ class HttpAdapter:
                 scope,
                 body,
                 platform=self._platform,
-                source=self.source,
+                source=self._source,
                 ttl=int(limits.timeout * _NS),
                 event_id=event_id,
+                parent_span=trace.context if trace is not None else None,
             )
-            if span is not None:
-                event = msgspec.structs.replace(event, parent_span=span.context)
             context = event.context
             if event.type in builtin.BUILTIN_TYPES and builtin.wants_builtin(
                 self._router, self._platform, event
@@ -338,8 +340,8 @@ class HttpAdapter:
             log.exception("request.crashed", event_id=event_id)
             response = error_response(KubeFoxError())
         headers = kubefox_headers(self.key, event_id, context)
-        if span is not None:
-            headers.append((_TRACEPARENT, _traceparent(span.context)))
+        if trace is not None:
+            headers.append((_TRACEPARENT, trace.traceparent))
         await self._respond(send, response, headers)
         recorder = self._recorder
         # After the answer is written; one dict lookup when nothing records this VE.
@@ -360,31 +362,39 @@ class HttpAdapter:
         started = time.perf_counter()
         event_id = new_id()
         span: HopSpan | None = None
+        trace: _Trace | None = None
         tracer = self._tracer
         if tracer is not None:
             parent, force = trace_request(scope)
             if tracer.wants(parent, force=force, root=True):
                 method = scope.get("method", "")
+                path = scope.get("path", "")
                 span = tracer.start(
-                    f"{method} {scope.get('path', '')}",
+                    f"{method} {path}",
                     parent=parent,
                     kind="server",
                     force=force,
                     attributes={
                         attr.EVENT_ID: event_id,
                         "http.request.method": method,
-                        "url.path": scope.get("path", ""),
+                        "url.path": path,
                     },
                 )
-                structlog.contextvars.bind_contextvars(event_id=event_id, **_log_ids(span.context))
+                # The ids in hex once, for the log lines and the answer's traceparent
+                # (the span's own context is always sampled: flags 01).
+                trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+                trace = _Trace(span.context, f"00-{trace_id}-{span_id}-01".encode())
+                structlog.contextvars.bind_contextvars(
+                    event_id=event_id, trace_id=trace_id, span_id=span_id
+                )
         self.in_flight += 1
         try:
-            status, routed, failure = await self._serve(scope, receive, send, event_id, span)
+            status, routed, failure = await self._serve(scope, receive, send, event_id, trace)
         finally:
             self.in_flight -= 1
         if span is not None and tracer is not None:
             if routed is not None:
-                span.set_attributes(_routed_attributes(routed))
+                _add_routed_attributes(span.attributes, routed)
             tracer.end(span, status_code=status, error=failure)
         metrics = self._metrics
         if metrics is not None:

@@ -47,6 +47,7 @@ from kubefox.core.events import (
     Component,
     Event,
     EventContext,
+    SpanContext,
 )
 
 #: Request parameters (query name = header name) naming the context and the event type.
@@ -306,6 +307,7 @@ def request_event(
     source: Component,
     ttl: int,
     event_id: str | None = None,
+    parent_span: SpanContext | None = None,
 ) -> Event:
     """The genesis REQUEST event for the HTTP request ``scope`` + ``body`` describes.
 
@@ -316,6 +318,7 @@ def request_event(
         source: httpsrv's own identity.
         ttl: the event's time to live in nanoseconds.
         event_id: the event's id; a fresh one if not given.
+        parent_span: the trace context the event carries (httpsrv's span, when sampled).
 
     Raises:
         InvalidError: the request cannot be expressed as an event: a header or
@@ -350,6 +353,7 @@ def request_event(
     fields: dict[str, Any] = {"id": event_id} if event_id else {}
     return Event(
         **fields,
+        parent_span=parent_span,
         type=event_type or TYPE_HTTP,
         category=Category.REQUEST,
         ttl=ttl,
