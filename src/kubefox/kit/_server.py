@@ -24,7 +24,7 @@ import datetime
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import structlog
@@ -75,6 +75,22 @@ def _sampled(event: Event) -> bool:
     return parent is not None and bool(parent.flags & 1)
 
 
+class _SpanCode(NamedTuple):
+    """What a sampled event needs from telemetry, looked up once."""
+
+    event_attributes: Callable[[Event], dict[str, Any]]
+    enter: Callable[[SpanContext], tuple[bool, object]]
+    leave: Callable[[tuple[bool, object]], None]
+
+
+def _span_code() -> _SpanCode:
+    # Imported only with a tracer: with telemetry off a component never loads OpenTelemetry.
+    from kubefox.telemetry import user_spans
+    from kubefox.telemetry.tracing import event_attributes
+
+    return _SpanCode(event_attributes, user_spans.enter, user_spans.leave)
+
+
 def registration_key(settings: KitSettings) -> str:
     """``<platform>.<app>.<name>.<hash>.<instance>``: the instance's registry key."""
     return ".".join(
@@ -100,6 +116,7 @@ class Server:
         self._settings = settings
         self._tracer = tracer
         self._metrics = metrics
+        self._span_code = _span_code() if tracer is not None else None
         self._span_names = [route.rule for route in routes]
         self._transport = transport
         self._handlers = [route.handler for route in routes]
@@ -277,16 +294,14 @@ class Server:
         In a sampled trace the handler's own OpenTelemetry spans are children
         of its span (:mod:`kubefox.telemetry.user_spans`).
         """
-        from kubefox.telemetry import user_spans
-        from kubefox.telemetry.tracing import event_attributes
-
         started = time.perf_counter()
         event = matched.event
         span: HopSpan | None = None
         ids: SpanContext | None = None
         parent = event.parent_span
         tracer = self._tracer
-        if tracer is not None and parent is not None and parent.flags & 1:
+        code = self._span_code
+        if tracer is not None and code is not None and parent is not None and parent.flags & 1:
             route_id = matched.route_id
             name = (
                 self._span_names[route_id]
@@ -295,7 +310,7 @@ class Server:
                 if route_id == DEFAULT_ROUTE
                 else "unknown"
             )
-            attributes = event_attributes(event)
+            attributes = code.event_attributes(event)
             attributes["kubefox.route.id"] = route_id
             span = tracer.start(name, parent=parent, kind="server", attributes=attributes)
             ids = span.context
@@ -303,7 +318,7 @@ class Server:
                 event_id=event.id, trace_id=ids.trace_id.hex(), span_id=ids.span_id.hex()
             )
         failure: KubeFoxError | None = None
-        joined = None if ids is None else user_spans.enter(ids)
+        joined = None if ids is None or code is None else code.enter(ids)
         try:
             response = await self._dispatch(matched, deadline, ids)
         except KubeFoxError as exc:
@@ -314,8 +329,8 @@ class Server:
             status = response.status
             answer = self._response(event, response, deadline)
         finally:
-            if joined is not None:
-                user_spans.leave(joined)
+            if joined is not None and code is not None:
+                code.leave(joined)
         if span is not None and tracer is not None:
             tracer.end(span, status_code=status, error=failure)
         metrics = self._metrics

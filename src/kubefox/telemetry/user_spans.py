@@ -24,39 +24,120 @@ span, not of a user span around them.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from typing import Any
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.util.types import Attributes
 
 from kubefox.core.events import SpanContext
 
 __all__ = ["enter", "install", "leave"]
 
+# Whether anything asked the global provider for a tracer (user code, an
+# instrumented library, or a tracer got before install, on its first span), or
+# the process set a provider of its own. Until then no span can be started
+# through the API, so a handler only notes its span in a context variable (a
+# tenth of a microsecond) instead of making it OpenTelemetry's current span
+# (about three, measured in the Kit's event path).
+_wanted = False
+_handler: ContextVar[SpanContext | None] = ContextVar("kubefox_handler_span", default=None)
+
+
+def _otel_parent(span: SpanContext) -> otel_context.Context:
+    return trace.set_span_in_context(
+        trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id=int.from_bytes(span.trace_id, "big"),
+                span_id=int.from_bytes(span.span_id, "big"),
+                is_remote=False,
+                trace_flags=trace.TraceFlags(span.flags),
+            )
+        )
+    )
+
+
+def _parent(context: otel_context.Context | None) -> otel_context.Context | None:
+    """The context a span starts in: the one given, else the current span, else the handler's."""
+    if context is not None or trace.get_current_span().get_span_context().is_valid:
+        return context
+    handler = _handler.get()
+    return None if handler is None else _otel_parent(handler)
+
+
+class _Joining(trace.Tracer):
+    """A tracer whose spans started with no parent in a handler join the handler's span.
+
+    Needed for the handler in which the first tracer is asked for (a tracer
+    got before :func:`install` resolves on its first span), when the
+    handler's span was only noted, not made current.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self, name: str, context: otel_context.Context | None = None, *args: Any, **kwargs: Any
+    ) -> trace.Span:
+        """The wrapped tracer's span, under the handler's when nothing else is its parent."""
+        return self._tracer.start_span(name, _parent(context), *args, **kwargs)
+
+    def start_as_current_span(
+        self, name: str, context: otel_context.Context | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        """The wrapped tracer's, under the handler's span when nothing else is its parent."""
+        return self._tracer.start_as_current_span(name, _parent(context), *args, **kwargs)
+
+
+class _Watching(trace.TracerProvider):
+    """The component's provider; its tracers join handlers' spans (see :data:`_wanted`)."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes | None = None,
+    ) -> trace.Tracer:
+        """The provider's tracer; from now on handlers' spans become current."""
+        global _wanted  # noqa: PLW0603 - one flag per process, set once
+        _wanted = True
+        return _Joining(
+            self._provider.get_tracer(
+                instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+            )
+        )
+
 
 def install(provider: trace.TracerProvider) -> bool:
     """Make ``provider`` the global tracer provider, if nobody set one; whether it did."""
+    global _wanted  # noqa: PLW0603 - see _wanted
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        _wanted = True  # the process's own provider: its owner may use it any time
         return False
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(_Watching(provider))
     return True
 
 
-def enter(span: SpanContext) -> object:
-    """Make ``span`` (the handler's, sampled) the current OpenTelemetry span; a token.
+def enter(span: SpanContext) -> tuple[bool, object]:
+    """Make ``span`` (the handler's, sampled) the parent of spans started here; a token.
 
     Call in the handler's own task and hand the token to :func:`leave` when
     the handler is done.
     """
-    parent = trace.NonRecordingSpan(
-        trace.SpanContext(
-            trace_id=int.from_bytes(span.trace_id, "big"),
-            span_id=int.from_bytes(span.span_id, "big"),
-            is_remote=False,
-            trace_flags=trace.TraceFlags(span.flags),
-        )
-    )
-    return otel_context.attach(trace.set_span_in_context(parent))
+    if _wanted:
+        return True, otel_context.attach(_otel_parent(span))
+    return False, _handler.set(span)
 
 
-def leave(token: object) -> None:
+def leave(token: tuple[bool, object]) -> None:
     """Undo :func:`enter` (``token`` is what it returned)."""
-    otel_context.detach(token)  # type: ignore[arg-type]
+    attached, inner = token
+    if attached:
+        otel_context.detach(inner)  # type: ignore[arg-type]
+    else:
+        _handler.reset(inner)  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from opentelemetry.sdk.trace import TracerProvider
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -21,19 +22,7 @@ def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exported
 
 
-def test_a_span_started_in_the_handler_is_a_child_of_its_hop_span() -> None:
-    provider, exported = _provider()
-    tracer = provider.get_tracer("user")
-
-    token = user_spans.enter(HANDLER)
-    try:
-        with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
-            pass
-    finally:
-        user_spans.leave(token)
-
-    spans = {span.name: span for span in exported.get_finished_spans()}
-    assert set(spans) == {"lookup", "parse"}
+def _assert_joined(spans: dict[str, ReadableSpan]) -> None:
     lookup, parse = spans["lookup"], spans["parse"]
     assert lookup.context is not None
     assert parse.context is not None
@@ -44,10 +33,47 @@ def test_a_span_started_in_the_handler_is_a_child_of_its_hop_span() -> None:
     assert parse.parent.span_id == lookup.context.span_id
 
 
-def test_outside_a_sampled_handler_nothing_is_recorded() -> None:
-    """After leave() (or in a background task) a span is a root, and components start none."""
+def test_once_tracers_are_in_use_the_handlers_span_is_the_current_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(user_spans, "_wanted", True)
     provider, exported = _provider()
     tracer = provider.get_tracer("user")
+
+    token = user_spans.enter(HANDLER)
+    try:
+        with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
+            pass
+    finally:
+        user_spans.leave(token)
+
+    _assert_joined({span.name: span for span in exported.get_finished_spans()})
+
+
+def test_a_tracer_asked_for_inside_the_first_handler_joins_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before anyone asked for a tracer the handler's span is only noted; the tracer finds it."""
+    monkeypatch.setattr(user_spans, "_wanted", False)
+    provider, exported = _provider()
+
+    token = user_spans.enter(HANDLER)
+    try:
+        tracer = user_spans._Watching(provider).get_tracer("user")  # what a ProxyTracer does
+        with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
+            pass
+    finally:
+        user_spans.leave(token)
+
+    _assert_joined({span.name: span for span in exported.get_finished_spans()})
+    assert user_spans._wanted  # the next handlers make their span current
+
+
+def test_outside_a_sampled_handler_nothing_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After leave() (or in a background task) a span is a root, and components start none."""
+    monkeypatch.setattr(user_spans, "_wanted", False)
+    provider, exported = _provider()
+    tracer = user_spans._Watching(provider).get_tracer("user")
     user_spans.leave(user_spans.enter(HANDLER))
 
     with tracer.start_as_current_span("background") as span:
