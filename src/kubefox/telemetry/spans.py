@@ -31,7 +31,6 @@ from typing import Any
 import msgspec
 
 from kubefox.core.events import SpanContext
-from kubefox.telemetry.records import SpanEvent, SpanKind, SpanRecord, StatusCode
 
 #: The W3C ``sampled`` trace flag.
 SAMPLED = 0x01
@@ -41,9 +40,6 @@ PACKED_PATH = "/v1/kubefox/spans"
 PACKED_MEDIA_TYPE = "application/vnd.kubefox.spans+msgpack"
 
 _getrandbits = random.getrandbits
-_ZERO_SPAN = bytes(8)
-_ZERO_TRACE = bytes(16)
-_MAX_NS = (1 << 63) - 1
 
 
 class _IdSource:
@@ -127,45 +123,3 @@ class HopSpan(msgspec.Struct, array_like=True, gc=False):
     def context(self) -> SpanContext:
         """This span's trace context, sampled, to carry in an event or a ``traceparent``."""
         return SpanContext(trace_id=self.trace_id, span_id=self.span_id, flags=SAMPLED)
-
-
-def _kind(value: int) -> SpanKind:
-    return SpanKind(value) if 0 <= value <= 5 else SpanKind.UNSPECIFIED
-
-
-def to_record(span: HopSpan, resource: Mapping[str, Any], scope: str) -> SpanRecord | None:
-    """The store's record of ``span``; ``None`` for impossible ids or times."""
-    trace_id = span.trace_id
-    span_id = span.span_id
-    parent = span.parent_span_id
-    if (
-        len(trace_id) != 16
-        or len(span_id) != 8
-        or len(parent) not in (0, 8)
-        or trace_id == _ZERO_TRACE
-        or span_id == _ZERO_SPAN
-        or not 0 <= span.start_ns <= _MAX_NS
-        or not 0 <= span.end_ns <= _MAX_NS
-    ):
-        return None
-    status = span.status_code
-    return SpanRecord(
-        trace_id=trace_id.hex(),
-        span_id=span_id.hex(),
-        parent_span_id=parent.hex(),
-        name=span.name,
-        kind=_kind(span.kind),
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        status_code=StatusCode(status) if 0 <= status <= 2 else StatusCode.UNSET,
-        status_message=span.status_message,
-        attributes=span.attributes,
-        resource=resource,
-        events=tuple(
-            SpanEvent(name=name, time_ns=moment if 0 <= moment <= _MAX_NS else 0, attributes=values)
-            for name, moment, values in span.events
-        )
-        if span.events
-        else (),
-        scope=scope,
-    )
