@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -307,7 +307,7 @@ class NatsAuthority:
             self._operator,
             pair.public_key,
             account,
-            jetstream=bool(document.get("jetstream", True)),
+            jetstream=bool(document.get("jetstream", _LINK_DEFAULTS["jetstream"])),
             revocations=revocations,
             exports=[_StoredLink(claims) for claims in document.get("exports", ())],
             imports=[_StoredLink(claims) for claims in document.get("imports", ())],
@@ -330,20 +330,15 @@ class NatsAuthority:
             "imports": [link.claims() for link in imports],
             "jetstream": jetstream,
         }
-        for _ in range(_CAS_RETRIES):
-            _, stored = await self._account(account, with_version=True)
-            document = dict(stored)
-            version = document.pop("_version")
+
+        def change(document: dict[str, Any]) -> bool:
             current = {key: document.get(key, default) for key, default in _LINK_DEFAULTS.items()}
             if current == wanted:
                 return False
             document.update(wanted)
-            try:
-                await self._secrets.put(_account_path(account), document, cas=version)
-            except ConflictError:
-                continue
             return True
-        raise ConflictError(f"account {account!r} kept changing while linking", account=account)
+
+        return await self._update(account, change, doing="linking")
 
     async def issue_user(
         self,
@@ -359,10 +354,8 @@ class NatsAuthority:
 
     async def revoke(self, credential: UserCredential) -> str:
         """Revoke ``credential`` and return the account JWT to push (see :meth:`push`)."""
-        for _ in range(_CAS_RETRIES):
-            account = credential.account
-            _, stored = await self._account(account, with_version=True)
-            document = dict(stored)
+
+        def change(document: dict[str, Any]) -> bool:
             now = time.time()
             revocations = {
                 key: entry
@@ -377,16 +370,10 @@ class NatsAuthority:
                 else None,
             }
             document["revocations"] = revocations
-            version = document.pop("_version")
-            try:
-                await self._secrets.put(_account_path(account), document, cas=version)
-            except ConflictError:
-                continue
-            return await self.account_jwt(account)
-        raise ConflictError(
-            f"account {credential.account!r} kept changing while revoking",
-            account=credential.account,
-        )
+            return True
+
+        await self._update(credential.account, change, doing="revoking")
+        return await self.account_jwt(credential.account)
 
     async def revoke_all(self, account: str, *, issued_before: datetime) -> str:
         """Revoke every user of ``account`` issued at or before ``issued_before``.
@@ -395,19 +382,37 @@ class NatsAuthority:
         every credential of its previous run at start. Returns the account JWT
         to push.
         """
+
+        def change(document: dict[str, Any]) -> bool:
+            revocations = dict(document["revocations"])
+            revocations[ALL_USERS] = {"at": int(issued_before.timestamp()), "expires": None}
+            document["revocations"] = revocations
+            return True
+
+        await self._update(account, change, doing="revoking")
+        return await self.account_jwt(account)
+
+    async def _update(
+        self, account: str, change: Callable[[dict[str, Any]], bool], *, doing: str
+    ) -> bool:
+        """Apply ``change`` to ``account``'s document and store it, compare-and-set.
+
+        ``change`` edits the document in place and says whether it changed
+        anything (nothing is written if not); it runs again on a fresh copy
+        when another writer came first. Returns whether it wrote.
+        """
         for _ in range(_CAS_RETRIES):
             _, stored = await self._account(account, with_version=True)
             document = dict(stored)
             version = document.pop("_version")
-            revocations = dict(document["revocations"])
-            revocations[ALL_USERS] = {"at": int(issued_before.timestamp()), "expires": None}
-            document["revocations"] = revocations
+            if not change(document):
+                return False
             try:
                 await self._secrets.put(_account_path(account), document, cas=version)
             except ConflictError:
                 continue
-            return await self.account_jwt(account)
-        raise ConflictError(f"account {account!r} kept changing while revoking", account=account)
+            return True
+        raise ConflictError(f"account {account!r} kept changing while {doing}", account=account)
 
     async def push(
         self, client: ClaimsClient, account: str, *, request_timeout: float = 5.0
