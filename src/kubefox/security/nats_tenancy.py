@@ -61,14 +61,19 @@ def tenant_exports(instances_bucket: str) -> tuple[AccountLink, ...]:
     )
 
 
+def _app_streams(app: str) -> tuple[tuple[str, str], ...]:
+    """``(name, subject)`` of each stream an app's account sends the tenant's."""
+    return (
+        ("events to brokers", _app_subject("brk", app)),
+        ("replies to httpsrv", f"_INBOX.{_ANY}.httpsrv.>"),
+        ("replies to brokers", f"_INBOX.{_ANY}.broker.>"),
+        ("replies to platform tools", f"_INBOX.{_ANY}.admin.>"),
+    )
+
+
 def app_exports(app: str) -> tuple[AccountLink, ...]:
     """What an app's account sends the tenant's: its events and its replies to the platform."""
-    return (
-        StreamExport(name="events to brokers", subject=_app_subject("brk", app)),
-        StreamExport(name="replies to httpsrv", subject=f"_INBOX.{_ANY}.httpsrv.>"),
-        StreamExport(name="replies to brokers", subject=f"_INBOX.{_ANY}.broker.>"),
-        StreamExport(name="replies to platform tools", subject=f"_INBOX.{_ANY}.admin.>"),
-    )
+    return tuple(StreamExport(name=name, subject=subject) for name, subject in _app_streams(app))
 
 
 def app_imports(app: str, *, tenant_key: str, instances_bucket: str) -> tuple[AccountLink, ...]:
@@ -91,13 +96,11 @@ def app_imports(app: str, *, tenant_key: str, instances_bucket: str) -> tuple[Ac
 
 def tenant_imports(app_keys: dict[str, str]) -> tuple[AccountLink, ...]:
     """What the tenant's account takes from each app's (``app_keys``: app to account key)."""
-    imports: list[AccountLink] = []
-    for app, key in sorted(app_keys.items()):
-        for export in app_exports(app):
-            name = str(export.claims()["name"])
-            subject = str(export.claims()["subject"])
-            imports.append(StreamImport(name=f"{app}: {name}", subject=subject, account=key))
-    return tuple(imports)
+    return tuple(
+        StreamImport(name=f"{app}: {name}", subject=subject, account=key)
+        for app, key in sorted(app_keys.items())
+        for name, subject in _app_streams(app)
+    )
 
 
 def _app_subject(kind: str, app: str) -> str:
@@ -139,15 +142,16 @@ class TenantAccounts:
 
     async def link_all(self) -> list[str]:
         """Link the tenant's account and every app account it has; all of them, to push."""
-        for app in await self.apps():
+        apps = await self.apps()
+        for app in apps:
             await self._link_app(app)
-        await self._link_tenant()
-        return await self.accounts()
+        await self._link_tenant(apps)
+        return [*(self.app_account(app) for app in apps), self.account]
 
     async def add_app(self, app: str) -> list[str]:
         """Make (or keep) ``app``'s account linked to the tenant's; the accounts to push."""
         changed = [self.app_account(app)] if await self._link_app(app) else []
-        if await self._link_tenant():
+        if await self._link_tenant(await self.apps()):  # the app's account exists by now
             changed.append(self.account)
         return changed
 
@@ -160,11 +164,8 @@ class TenantAccounts:
             jetstream=False,
         )
 
-    async def _link_tenant(self) -> bool:
-        keys = {
-            app: await self.authority.account_public_key(self.app_account(app))
-            for app in await self.apps()
-        }
+    async def _link_tenant(self, apps: list[str]) -> bool:
+        keys = {app: await self.authority.account_public_key(self.app_account(app)) for app in apps}
         return await self.authority.link(
             self.account,
             exports=tenant_exports(self.instances_bucket),
