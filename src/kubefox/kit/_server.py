@@ -301,7 +301,7 @@ class Server:
         parent = event.parent_span
         tracer = self._tracer
         code = self._span_code
-        if tracer is not None and code is not None and parent is not None and parent.flags & 1:
+        if tracer is not None and code is not None and _sampled(event):
             route_id = matched.route_id
             name = (
                 self._span_names[route_id]
