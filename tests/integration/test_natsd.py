@@ -13,7 +13,11 @@ import nats
 import pytest
 
 from kubefox.core.errors import UnavailableError
-from kubefox.store.natsd import DEFAULT_MAX_PAYLOAD, EmbeddedNatsServer, find_nats_server
+from kubefox.store.natsd import (
+    DEFAULT_MAX_PAYLOAD,
+    EmbeddedNatsServer,
+    find_nats_server,
+)
 from tests.servers import running_nats_server, start_nats_server
 
 pytestmark = pytest.mark.integration
@@ -60,6 +64,27 @@ def test_writes_are_synced_to_disk_and_payloads_may_be_large(tmp_path: Path) -> 
     assert varz["jetstream"]["config"]["store_dir"] == str(tmp_path / "jetstream")
     assert varz["max_payload"] == DEFAULT_MAX_PAYLOAD == 8 * 1024 * 1024
     assert "sync_interval: always" in server.config_path.read_text()
+
+
+def _gomaxprocs(data_dir: Path) -> int:
+    with running_nats_server(data_dir, http_port=0) as server:
+        assert server.http_url is not None
+        with urllib.request.urlopen(f"{server.http_url}/varz", timeout=5) as response:  # noqa: S310
+            gomaxprocs: int = json.load(response)["gomaxprocs"]
+    return gomaxprocs
+
+
+def test_runs_on_half_the_cpus_unless_gomaxprocs_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Go's threads are capped so the server leaves CPU to the platform's Python processes."""
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+
+    assert _gomaxprocs(tmp_path / "default") == max(1, cpus // 2)
+
+    monkeypatch.setenv("GOMAXPROCS", "3")
+    assert _gomaxprocs(tmp_path / "chosen") == 3
 
 
 def test_server_log_goes_to_a_file_in_the_data_dir(

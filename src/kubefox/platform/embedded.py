@@ -89,7 +89,9 @@ class EmbeddedPlatform:
         self._api_settings = api or ApiSettings.model_construct(host=settings.http_host)
         self._api: ApiServer | None = None
         self.state_dir = Path(settings.state_dir).resolve()
-        self.nats = EmbeddedNatsServer(self.state_dir / "nats", port=settings.nats_port)
+        self.nats = EmbeddedNatsServer(
+            self.state_dir / "nats", port=settings.nats_port, threads=settings.nats_threads or None
+        )
         self._store: JetStreamStore | None = None
         self._artifacts: JetStreamArtifactStore | None = None
         self._registry: InstanceRegistry | None = None

@@ -50,6 +50,13 @@ class PlatformSettings(BaseSettings):
         le=65535,
         description="Loopback port for nats-server; 0 picks a free one.",
     )
+    nats_threads: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Go threads nats-server runs on (its GOMAXPROCS); 0: the environment's "
+        "GOMAXPROCS if set, else half the CPUs, at least one.",
+    )
     bucket: str = Field(
         default="kubefox-resources", description="JetStream KV bucket holding the resources."
     )
