@@ -72,7 +72,7 @@ def run_e2e() -> dict[str, Any]:
         children.append(platform)
         urls["platform"] = platform_url(ready)
         pids["platform"] = ready["pids"]
-        phases, cpu = measure_in_turns("e2e", urls, pids, CONCURRENCY)
+        phases, cpu, _ = measure_in_turns("e2e", urls, pids, CONCURRENCY)
     finally:
         for child in reversed(children):
             child.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import statistics
 import subprocess
 from typing import Any
 
@@ -49,6 +50,28 @@ class LoadResult:
             "requests": self.requests,
             "errors": self.errors,
         }
+
+
+def combined(phases: list[LoadResult]) -> LoadResult:
+    """One result of several phases of the same load: their totals, and their median percentiles.
+
+    Throughput is all requests over all seconds. Latency percentiles cannot be
+    merged exactly from the phases' own, so each is the median of the phases'.
+    """
+    if not phases:
+        raise ValueError("no phase to combine")
+    seconds = sum(phase.seconds for phase in phases)
+    requests = sum(phase.requests for phase in phases)
+    return LoadResult(
+        connections=phases[0].connections,
+        seconds=seconds,
+        requests=requests,
+        rps=sum(phase.rps * phase.seconds for phase in phases) / seconds,
+        p50_ms=statistics.median(phase.p50_ms for phase in phases),
+        p90_ms=statistics.median(phase.p90_ms for phase in phases),
+        p99_ms=statistics.median(phase.p99_ms for phase in phases),
+        errors=sum(phase.errors for phase in phases),
+    )
 
 
 def generator() -> str:

@@ -14,7 +14,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.load import LoadResult, measure, warm_up
+from bench.load import LoadResult, combined, run_load, warm_up
+from bench.options import duration
 from bench.processes import ROOT, Child, cpu_seconds, python_module
 
 EXPECTED = "👋 Hello World!"
@@ -25,6 +26,8 @@ PLATFORM_REQUEST = "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa"
 #: Result name -> phases per concurrency, and each phase's CPU per request by process.
 Phases = dict[int, dict[str, LoadResult]]
 Cpu = dict[int, dict[str, dict[str, float]]]
+#: Each round's result per concurrency and system (one round unless asked for more).
+Rounds = dict[int, dict[str, list[LoadResult]]]
 
 
 def start_platform(
@@ -68,26 +71,53 @@ def measure_in_turns(
     urls: Mapping[str, str],
     pids: Mapping[str, dict[str, int]],
     concurrency: Sequence[int],
-) -> tuple[Phases, Cpu]:
-    """Check every system answers, then load each in turn at every concurrency."""
+    *,
+    rounds: int = 1,
+) -> tuple[Phases, Cpu, Rounds]:
+    """Check every system answers, then load each in turn at every concurrency.
+
+    With ``rounds`` > 1 the systems take turns that many times, each phase
+    lasting :func:`~bench.options.duration` / ``rounds``: a drift of the
+    machine's speed (other work on it) then falls on every system alike
+    instead of on whichever one ran during it. Each system's result combines
+    its phases (:func:`~bench.load.combined`); the rounds' own results are
+    returned too.
+    """
     for name, url in urls.items():
         _check(url, name)
     phases: Phases = {}
     cpu: Cpu = {}
+    per_round: Rounds = {}
+    seconds = duration() / rounds
     for connections in concurrency:
-        for name, url in urls.items():
-            print(f"{scenario}: {name}, {connections} connections", file=sys.stderr)
-            warm_up(url, connections)
-            before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
-            result = measure(url, connections)
-            phases.setdefault(connections, {})[name] = result
-            cpu.setdefault(connections, {})[name] = _cpu_per_request(before, pids[name], result)
-    return phases, cpu
+        parts: dict[str, list[LoadResult]] = {name: [] for name in urls}
+        used: dict[str, dict[str, float]] = {name: {} for name in urls}
+        for round_ in range(rounds):
+            for name, url in urls.items():
+                turn = f" (round {round_ + 1} of {rounds})" if rounds > 1 else ""
+                print(f"{scenario}: {name}, {connections} connections{turn}", file=sys.stderr)
+                if round_ == 0:
+                    warm_up(url, connections)
+                before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
+                parts[name].append(run_load(url, connections, seconds))
+                for role, pid in pids[name].items():
+                    used[name][role] = used[name].get(role, 0.0) + cpu_seconds(pid) - before[role]
+        phases[connections] = {name: combined(results) for name, results in parts.items()}
+        per_round[connections] = parts
+        cpu[connections] = {
+            name: _cpu_per_request(used[name], phases[connections][name]) for name in urls
+        }
+    return phases, cpu, per_round
 
 
 def throughput_cost(variant: LoadResult, base: LoadResult) -> float:
     """The share of ``base``'s throughput ``variant`` loses (``nan`` if ``base`` did nothing)."""
     return round(1 - variant.rps / base.rps, 3) if base.rps else float("nan")
+
+
+def round_costs(rounds: Sequence[LoadResult], bases: Sequence[LoadResult]) -> list[float]:
+    """:func:`throughput_cost` of each round against the same round of the base."""
+    return [throughput_cost(variant, base) for variant, base in zip(rounds, bases, strict=True)]
 
 
 def _check(url: str, name: str) -> None:
@@ -97,11 +127,8 @@ def _check(url: str, name: str) -> None:
         raise RuntimeError(f"{name} answered {body!r}, not {EXPECTED!r}")
 
 
-def _cpu_per_request(
-    before: dict[str, float], pids: dict[str, int], result: LoadResult
-) -> dict[str, float]:
+def _cpu_per_request(used: dict[str, float], result: LoadResult) -> dict[str, float]:
     """Microseconds of CPU each process used per answered request; ``total`` sums them."""
-    used = {role: cpu_seconds(pid) - before[role] for role, pid in pids.items()}
     per_request = {role: round(s * 1e6 / max(1, result.requests), 1) for role, s in used.items()}
     per_request["total"] = round(sum(per_request.values()), 1)
     return per_request
