@@ -46,6 +46,8 @@ from kubefox.kit._declarations import Dependency, EnvVar
 from kubefox.kit._headers import HeaderInput, first, header_map, lookup, query_map, string_lists
 from kubefox.kit._messages import Reply, Response, parse_json
 from kubefox.kit._transport import Transport
+from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.logging import bound_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
     from kubefox.telemetry.tracing import HopTracer
@@ -215,17 +217,16 @@ class Kontext:
         if self._log is None:
             context = self.event.context
             span = self.span
-            trace = (
-                {"trace_id": span.trace_id.hex(), "span_id": span.span_id.hex()}
-                if span is not None and span.trace_id
-                else {}
-            )
-            self._log = self._session.logger.bind(
+            logger = self._session.logger.bind(
                 event_id=self.event.id,
                 virtual_environment=context.virtual_environment,
                 app_deployment=context.app_deployment,
-                **trace,
             )
+            # The server binds a traced request's ids for every logger (bind_request),
+            # added in hex only to lines logged; bound here only for a Kontext made elsewhere.
+            if span is not None and span.trace_id and bound_span() is not span:
+                logger = logger.bind(trace_id=span.trace_id.hex(), span_id=span.span_id.hex())
+            self._log = logger
         return self._log
 
     def remaining(self) -> float:
@@ -451,59 +452,36 @@ class Kontext:
             )
         target = Component(type=dependency.type, name=dependency.name)
         tracer = session.tracer
-        if tracer is not None and self.span is not None:
-            return await self._traced_call(
-                tracer, self.span, dependency, target, values, data, media, budget
+        parent = self.span
+        span = None
+        if tracer is not None and parent is not None:
+            # A client span, which the request carries as its parent span.
+            span = tracer.start(
+                f"Send REQUEST to {dependency.name}",
+                parent=parent,
+                kind="client",
+                attributes={
+                    attr.EVENT_PARENT_ID: self.event.id,
+                    attr.COMPONENT: dependency.name,
+                    attr.APP: session.identity.app,
+                },
             )
+            parent = span.context
         request = self.event.child(
             category=Category.REQUEST,
             source=session.identity,
             target=target,
             type=dependency.event_type,
             ttl=int(budget * _NS),
+            parent_span=parent,
             values=values,
             content=data,
             content_type=media,
         )
-        return await self._call(dependency, request, budget)
-
-    async def _traced_call(  # noqa: PLR0917 - private, called once
-        self,
-        tracer: HopTracer,
-        parent: SpanContext,
-        dependency: Dependency,
-        target: Component,
-        values: dict[str, Any],
-        data: builtins.bytes,
-        media: str,
-        budget: float,
-    ) -> Reply:
-        """:meth:`_call` inside a client span, which the request carries as its parent span."""
-        from kubefox.telemetry import attributes as attr
-
-        session = self._session
-        span = tracer.start(
-            f"Send REQUEST to {dependency.name}",
-            parent=parent,
-            kind="client",
-            attributes={
-                attr.EVENT_PARENT_ID: self.event.id,
-                attr.COMPONENT: dependency.name,
-                attr.APP: session.identity.app,
-            },
-        )
-        request = self.event.child(
-            category=Category.REQUEST,
-            source=session.identity,
-            target=target,
-            type=dependency.event_type,
-            ttl=int(budget * _NS),
-            parent_span=tracer.context_of(span),
-            values=values,
-            content=data,
-            content_type=media,
-        )
-        span.set_attribute(attr.EVENT_ID, request.id)
+        if span is None or tracer is None:
+            return await self._call(dependency, request, budget)
+        # Traced here rather than in a coroutine of its own: one await less per call.
+        span.attributes[attr.EVENT_ID] = request.id
         try:
             reply = await self._call(dependency, request, budget)
         except Exception as exc:

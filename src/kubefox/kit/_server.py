@@ -24,6 +24,7 @@ import datetime
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
@@ -54,8 +55,11 @@ from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
 from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import DirectSubscriber, Payload, Transport
+from kubefox.telemetry.logging import bind_request
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
+    from opentelemetry.context import Context as OtelContext
+
     from kubefox.telemetry.metrics import HopMetrics
     from kubefox.telemetry.tracing import HopSpan, HopTracer
 
@@ -79,8 +83,8 @@ class _SpanCode(NamedTuple):
     """What a sampled event needs from telemetry, looked up once."""
 
     event_attributes: Callable[[Event], dict[str, Any]]
-    enter: Callable[[SpanContext], tuple[bool, object]]
-    leave: Callable[[tuple[bool, object]], None]
+    enter: Callable[[SpanContext], Token[OtelContext] | None]
+    leave: Callable[[Token[OtelContext]], None]
 
 
 def _span_code() -> _SpanCode:
@@ -298,6 +302,7 @@ class Server:
         event = matched.event
         span: HopSpan | None = None
         ids: SpanContext | None = None
+        joined: Token[OtelContext] | None = None
         parent = event.parent_span
         tracer = self._tracer
         code = self._span_code
@@ -314,11 +319,11 @@ class Server:
             attributes["kubefox.route.id"] = route_id
             span = tracer.start(name, parent=parent, kind="server", attributes=attributes)
             ids = span.context
-            structlog.contextvars.bind_contextvars(
-                event_id=event.id, trace_id=ids.trace_id.hex(), span_id=ids.span_id.hex()
-            )
+            # The handler's log lines (any logger's) carry the ids, and its own spans join.
+            # Bound for the rest of the event's task, which is its own: nothing to undo.
+            bind_request(event.id, ids)
+            joined = code.enter(ids)
         failure: KubeFoxError | None = None
-        joined = None if ids is None or code is None else code.enter(ids)
         try:
             response = await self._dispatch(matched, deadline, ids)
         except KubeFoxError as exc:

@@ -4,7 +4,9 @@ A handler runs inside its hop span, which is a
 :class:`~kubefox.telemetry.spans.HopSpan` rather than an OpenTelemetry span
 (see :mod:`kubefox.telemetry.spans` for why). For a sampled request the Kit
 makes that span the current OpenTelemetry span of the handler's task
-(:func:`enter`, :func:`leave`), as a non-recording span with the same ids. So
+(:func:`enter`, :func:`leave`), as a non-recording span with the same ids,
+once anything asked for a tracer; until then a tracer finds the span the Kit
+bound for the handler's log lines (:func:`kubefox.telemetry.logging.bind_request`). So
 ``trace.get_tracer(__name__).start_as_current_span("query")`` in a handler
 starts a child of the handler's span, in the same trace, and ``fox trace``
 shows it under the handler.
@@ -24,7 +26,7 @@ span, not of a user span around them.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -32,17 +34,17 @@ from opentelemetry import trace
 from opentelemetry.util.types import Attributes
 
 from kubefox.core.events import SpanContext
+from kubefox.telemetry.logging import bound_span
 
 __all__ = ["enter", "install", "leave"]
 
 # Whether anything asked the global provider for a tracer (user code, an
 # instrumented library, or a tracer got before install, on its first span), or
 # the process set a provider of its own. Until then no span can be started
-# through the API, so a handler only notes its span in a context variable (a
-# tenth of a microsecond) instead of making it OpenTelemetry's current span
-# (about three, measured in the Kit's event path).
+# through the API, so a handler's span is only the one bound for its log lines
+# (nothing more to do) instead of OpenTelemetry's current span (about three
+# microseconds, measured in the Kit's event path).
 _wanted = False
-_handler: ContextVar[SpanContext | None] = ContextVar("kubefox_handler_span", default=None)
 
 
 def _otel_parent(span: SpanContext) -> otel_context.Context:
@@ -62,7 +64,7 @@ def _parent(context: otel_context.Context | None) -> otel_context.Context | None
     """The context a span starts in: the one given, else the current span, else the handler's."""
     if context is not None or trace.get_current_span().get_span_context().is_valid:
         return context
-    handler = _handler.get()
+    handler = bound_span()
     return None if handler is None else _otel_parent(handler)
 
 
@@ -123,21 +125,19 @@ def install(provider: trace.TracerProvider) -> bool:
     return True
 
 
-def enter(span: SpanContext) -> tuple[bool, object]:
+def enter(span: SpanContext) -> Token[otel_context.Context] | None:
     """Make ``span`` (the handler's, sampled) the parent of spans started here; a token.
 
-    Call in the handler's own task and hand the token to :func:`leave` when
-    the handler is done.
+    Call in the handler's own task, after binding the request for logging
+    (:func:`~kubefox.telemetry.logging.bind_request`), and hand a token that
+    is not ``None`` to :func:`leave` when the handler is done. ``None``: no
+    tracer was asked for yet, and tracers find the span bound for logging.
     """
     if _wanted:
-        return True, otel_context.attach(_otel_parent(span))
-    return False, _handler.set(span)
+        return otel_context.attach(_otel_parent(span))
+    return None
 
 
-def leave(token: tuple[bool, object]) -> None:
-    """Undo :func:`enter` (``token`` is what it returned)."""
-    attached, inner = token
-    if attached:
-        otel_context.detach(inner)  # type: ignore[arg-type]
-    else:
-        _handler.reset(inner)  # type: ignore[arg-type]
+def leave(token: Token[otel_context.Context]) -> None:
+    """Undo :func:`enter` (``token`` is what it returned, not ``None``)."""
+    otel_context.detach(token)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -9,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from kubefox.core.events import SpanContext
 from kubefox.telemetry import user_spans
+from kubefox.telemetry.logging import bind_request, unbind_request
 from kubefox.telemetry.providers import KubeFoxSampler
 from kubefox.telemetry.spans import SAMPLED
 
@@ -20,6 +24,19 @@ def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     provider = TracerProvider(sampler=KubeFoxSampler(0.0))  # a component's: no new traces
     provider.add_span_processor(SimpleSpanProcessor(exported))
     return provider, exported
+
+
+@contextlib.contextmanager
+def _handling(span: SpanContext) -> Iterator[None]:
+    """What the Kit does around a sampled handler: bind its request, enter its span."""
+    bound = bind_request("event-1", span)
+    token = user_spans.enter(span)
+    try:
+        yield
+    finally:
+        if token is not None:
+            user_spans.leave(token)
+        unbind_request(bound)
 
 
 def _assert_joined(spans: dict[str, ReadableSpan]) -> None:
@@ -40,12 +57,12 @@ def test_once_tracers_are_in_use_the_handlers_span_is_the_current_one(
     provider, exported = _provider()
     tracer = provider.get_tracer("user")
 
-    token = user_spans.enter(HANDLER)
-    try:
-        with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
-            pass
-    finally:
-        user_spans.leave(token)
+    with (
+        _handling(HANDLER),
+        tracer.start_as_current_span("lookup"),
+        tracer.start_as_current_span("parse"),
+    ):
+        pass
 
     _assert_joined({span.name: span for span in exported.get_finished_spans()})
 
@@ -57,13 +74,10 @@ def test_a_tracer_asked_for_inside_the_first_handler_joins_it(
     monkeypatch.setattr(user_spans, "_wanted", False)
     provider, exported = _provider()
 
-    token = user_spans.enter(HANDLER)
-    try:
+    with _handling(HANDLER):
         tracer = user_spans._Watching(provider).get_tracer("user")  # what a ProxyTracer does
         with tracer.start_as_current_span("lookup"), tracer.start_as_current_span("parse"):
             pass
-    finally:
-        user_spans.leave(token)
 
     _assert_joined({span.name: span for span in exported.get_finished_spans()})
     assert user_spans._wanted  # the next handlers make their span current
@@ -74,16 +88,13 @@ def test_outside_a_sampled_handler_nothing_is_recorded(monkeypatch: pytest.Monke
     monkeypatch.setattr(user_spans, "_wanted", False)
     provider, exported = _provider()
     tracer = user_spans._Watching(provider).get_tracer("user")
-    user_spans.leave(user_spans.enter(HANDLER))
+    with _handling(HANDLER):
+        pass
 
     with tracer.start_as_current_span("background") as span:
         assert not span.is_recording()
     unsampled = SpanContext(trace_id=HANDLER.trace_id, span_id=HANDLER.span_id, flags=0)
-    token = user_spans.enter(unsampled)
-    try:
-        with tracer.start_as_current_span("unsampled") as span:
-            assert not span.is_recording()
-    finally:
-        user_spans.leave(token)
+    with _handling(unsampled), tracer.start_as_current_span("unsampled") as span:
+        assert not span.is_recording()
 
     assert exported.get_finished_spans() == ()
