@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from kubefox.adapters.http import HEALTH_PATH, HttpAdapter, Limits
@@ -26,7 +27,6 @@ from kubefox.router import ResourceView, Router
 from kubefox.store import MemoryStore
 from kubefox.store.typed import TypedStore
 from kubefox.telemetry import attributes as attr
-from kubefox.telemetry.logging import add_request_ids
 from kubefox.telemetry.tracing import SAMPLED, HopSpan, HopTracer
 from tests.unit.adapters.hello import (
     DEPLOYMENT,
@@ -451,10 +451,10 @@ async def test_a_sampled_request_carries_its_server_span_to_the_target_and_the_c
     router: Router,
 ) -> None:
     """The event's parent span, the answer's traceparent and the request's log ids are one span."""
-    logged: list[MutableMapping[str, Any]] = []
+    logged: list[dict[str, Any]] = []
 
     async def answer(matched: MatchedEvent) -> bytes:
-        logged.append(add_request_ids(None, "info", {}))
+        logged.append(structlog.contextvars.get_contextvars())
         return await greet(matched)
 
     requester = FakeRequester(answer)
