@@ -285,9 +285,9 @@ class HopChunkWriter:
             self._root_start = start
             self._root_trace = trace_id
         self._traces += trace_id
-        event = span.attributes.get(attr.EVENT_ID)
+        event = span.attributes.get(_EVENT_ID)
         if event:
-            self._events.append(str(event))
+            self._events.append(event if type(event) is str else str(event))
         self.count += 1
 
     def take(self) -> ChunkRow | None:
@@ -319,6 +319,7 @@ class HopChunkWriter:
         return row
 
 
+_EVENT_ID = attr.EVENT_ID
 _AFTER_ALL = 1 << 64
 _BEFORE_ALL = -(1 << 64)
 _span_encoder = msgspec.json.Encoder(enc_hook=str)
