@@ -89,6 +89,30 @@ async def test_a_new_file_has_64_kib_pages_and_an_old_one_keeps_its_own(tmp_path
     assert sizes == [(65536,), (4096,)]
 
 
+async def test_the_retention_never_scans_the_span_chunks_rows(tmp_path: Path) -> None:
+    """A prune reads counts, sizes and times from indexes: a chunk's row holds kilobytes."""
+    path = tmp_path / "telemetry.db"
+    store = await SQLiteTelemetryStore.open(path)
+    statements: list[str] = []
+    try:
+        for n in range(1, 4):
+            await store.put_spans([span(TRACE_A, n)])
+        db = store._db  # the store's own connection: the statements a prune runs
+        db.set_trace_callback(statements.append)
+        await store.prune()
+        db.set_trace_callback(None)
+    finally:
+        await store.aclose()
+
+    reads = [s for s in statements if "span_chunks" in s and s.lstrip().startswith("SELECT")]
+    assert reads
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        plans = [
+            row[3] for statement in reads for row in db.execute(f"EXPLAIN QUERY PLAN {statement}")
+        ]
+    assert "SCAN span_chunks" not in plans, plans
+
+
 async def test_a_follower_sees_what_another_connection_writes(tmp_path: Path) -> None:
     """fox logs --follow in one process sees records the platform writes in another."""
     path = tmp_path / "telemetry.db"
