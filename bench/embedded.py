@@ -12,7 +12,6 @@ closes.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import uvloop
 
+from kubefox.core import collector
 from kubefox.platform import EmbeddedPlatform, PlatformSettings
 from kubefox.platform.demo import deploy_demo
 from kubefox.telemetry.logging import configure_logging
@@ -48,7 +48,7 @@ async def serve(app_dir: Path, state_dir: Path) -> None:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     async with EmbeddedPlatform(settings) as platform:
         urls = await deploy_demo(platform, app_dir, within=60.0)
-        gc.freeze()  # as fox up does once the platform is up
+        collector.settle()  # as fox up does once the platform is up
         # How a bench client reaches NATS with security on: CA, admin creds, inbox prefix.
         options = await platform.nats_options("kubefox-bench")
         ready = {

@@ -11,7 +11,6 @@ command that starts the platform itself; ``status`` asks the API.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 from collections.abc import Callable, Coroutine
@@ -33,6 +32,7 @@ from kubefox.cli.options import (
     duration_option,
 )
 from kubefox.cli.output import emit, render_table
+from kubefox.core import collector
 
 if TYPE_CHECKING:
     from kubefox.api import ApiSettings
@@ -165,9 +165,8 @@ async def _serve(settings: PlatformSettings, api: ApiSettings, demo: Path | None
             "demoUrls": urls,
         }
         # Everything allocated while starting lives as long as the process: keep it out
-        # of the collector's full passes, which otherwise rescan it every few seconds
-        # under load (docs/benchmarks.md, tracing).
-        gc.freeze()
+        # of the collector's passes, and let requests in flight not start them.
+        collector.settle()
         _print_up(info, background=False)
         daemon.write_run_file(platform.state_dir, info)
         stderr.print("Ctrl-C stops everything.")

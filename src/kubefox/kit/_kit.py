@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from kubefox.core import collector
 from kubefox.core.errors import BrokerUnavailableError, InvalidError
 from kubefox.core.events import ComponentType
 from kubefox.core.values import EnvVarType
@@ -245,6 +246,8 @@ class Kit:
             # the handler's own OpenTelemetry spans go where the component's go
             user_spans.install(self._telemetry.providers.tracer_provider)
         configure_logging(log_format=settings.log_format, level=settings.log_level, forward=forward)
+        # The process has loaded all it serves with (the handlers' modules, the SDKs).
+        collector.settle()
         sys.exit(_run_blocking(self._main(settings)))
 
     async def _main(self, settings: KitSettings) -> int:
