@@ -22,6 +22,10 @@ length before handing it over. So this subclass adds, per connection:
 Each answer is written like uvicorn's own ``400`` for a request it cannot
 parse: plain text, ``connection: close``. A request being processed (its body
 read, its answer pending) is never timed here: its event's TTL bounds it.
+
+It also writes a response's head and its first body part in one system call
+(:class:`_HeadHolder`): uvicorn writes each as it is sent, so every answer
+cost two writes and two TCP segments.
 """
 
 from __future__ import annotations
@@ -51,6 +55,45 @@ _BUSY = 2  # it has been read; the application is answering
 _IDLE = 3  # it has been answered; uvicorn's keep-alive timeout applies
 
 
+class _HeadHolder:
+    """The transport a request's cycle writes to: holds the response head for the body.
+
+    uvicorn writes the head when the application starts the response and the
+    body when it sends it, a moment later in the same turn of the event loop
+    for any answer that is not streamed. The head is held until then and both
+    go out in one ``writelines`` (one system call, one TCP segment); if no
+    body follows within the turn (a streamed answer), the head goes out alone
+    at its end. Anything else asked of the transport sends what is held first.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._held = None
+        self._transport.writelines((held, data))
+
+    def flush(self) -> None:
+        """Send the held head, if any."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def __getattr__(self, name: str) -> Any:
+        self.flush()
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` with header and body deadlines and a head size limit.
 
@@ -72,6 +115,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # received in reads that left the head incomplete
         self._head_parsed = 0  # handed over by the parser for the current head
         self._head_too_large = False
+        self._holder: _HeadHolder | None = None  # the current request's (see on_headers_complete)
 
     # -- the connection -------------------------------------------------------------------
 
@@ -126,6 +170,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._phase = _BODY
         super().on_headers_complete()
+        # Before the cycle's task first runs: everything it writes goes through the holder.
+        holder = self._holder = _HeadHolder(self.transport, self.loop)
+        self.cycle.transport = holder  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -135,6 +182,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._phase = _IDLE if cycle is not None and cycle.response_complete else _BUSY
 
     def on_response_complete(self) -> None:
+        if self._holder is not None:
+            self._holder.flush()  # before uvicorn may close the connection
         super().on_response_complete()
         if self._phase == _BUSY:  # not if a pipelined request has begun meanwhile
             self._phase = _IDLE
