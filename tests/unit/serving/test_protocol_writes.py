@@ -21,7 +21,7 @@ class RecordingTransport(asyncio.Transport):
         self.calls: list[bytes] = []
         self.closed_after: int | None = None
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.calls.append(bytes(data))
 
     def writelines(self, list_of_data: Any) -> None:
