@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from kubefox.adapters.http import HEALTH_PATH, HttpAdapter, Limits
@@ -27,6 +26,7 @@ from kubefox.router import ResourceView, Router
 from kubefox.store import MemoryStore
 from kubefox.store.typed import TypedStore
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.logging import add_request_ids
 from kubefox.telemetry.tracing import SAMPLED, HopSpan, HopTracer
 from tests.unit.adapters.hello import (
     DEPLOYMENT,
@@ -454,7 +454,7 @@ async def test_a_sampled_request_carries_its_server_span_to_the_target_and_the_c
     logged: list[dict[str, Any]] = []
 
     async def answer(matched: MatchedEvent) -> bytes:
-        logged.append(structlog.contextvars.get_contextvars())
+        logged.append(dict(add_request_ids(None, "info", {})))
         return await greet(matched)
 
     requester = FakeRequester(answer)

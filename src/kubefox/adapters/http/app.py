@@ -55,6 +55,7 @@ from kubefox.resources import Platform
 from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIMEOUT_SECONDS
 from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.logging import bind_request
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
@@ -387,13 +388,13 @@ class HttpAdapter:
                         "url.path": path,
                     },
                 )
-                # The ids in hex once, for the log lines and the answer's traceparent
-                # (the span's own context is always sampled: flags 01).
-                trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
-                trace = _Trace(span.context, f"00-{trace_id}-{span_id}-01".encode())
-                structlog.contextvars.bind_contextvars(
-                    event_id=event_id, trace_id=trace_id, span_id=span_id
+                # The answer's traceparent (the span's own context is always sampled:
+                # flags 01); the request's log lines get the ids in hex only when logged.
+                context = span.context
+                trace = _Trace(
+                    context, f"00-{span.trace_id.hex()}-{span.span_id.hex()}-01".encode()
                 )
+                bind_request(event_id, context)
         self.in_flight += 1
         try:
             status, routed, failure = await self._serve(scope, receive, send, event_id, trace)
