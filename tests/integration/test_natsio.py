@@ -7,7 +7,7 @@ import dataclasses
 import os
 import signal
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,11 @@ from kubefox.security.embedded import EmbeddedSecretsBackend
 from kubefox.security.nats_auth import NatsAuthority, unrestricted
 from kubefox.security.nats_jwt import Permissions
 from kubefox.security.private_files import write_atomic
-from kubefox.store.natsd import EmbeddedNatsServer, NatsOperator, NatsTls
+from kubefox.store.natsd import EmbeddedNatsServer, NatsTls
+from tests.integration.operated_nats import (
+    OperatedServer,
+    operated_server_fixture,  # noqa: F401 - one server for the module
+)
 from tests.servers import running_nats_server, start_nats_server
 
 pytestmark = pytest.mark.integration
@@ -466,25 +470,10 @@ class _Claims:
         return _ClaimsReply(bytes(reply.data))
 
 
-@pytest.fixture(scope="module")
-def operated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    directory = tmp_path_factory.mktemp("natsio-operator")
-    authority = asyncio.run(
-        NatsAuthority.load_or_create(EmbeddedSecretsBackend(directory / "state"))
-    )
-    operator = NatsOperator(
-        operator_jwt=authority.operator_jwt,
-        system_account=authority.system_account,
-        system_account_jwt=authority.system_account_jwt(),
-    )
-    with EmbeddedNatsServer(directory / "nats", operator=operator) as server:
-        yield directory, server.url
-
-
 @pytest.fixture
-async def operated(operated_server: tuple[Path, str]) -> Operated:
+async def operated(operated_server: OperatedServer) -> Operated:
     """The authority, and the test account pushed by a system user connected with natsio."""
-    directory, url = operated_server
+    directory, url = operated_server.directory, operated_server.server.url
     authority = await NatsAuthority.load_or_create(EmbeddedSecretsBackend(directory / "state"))
     operated = Operated(url, authority, directory)
     system_creds = operated.creds_file("system", authority.system_user())
