@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from kubefox.telemetry import _chunks
 from kubefox.telemetry._sql import ROW_OVERHEAD
-from kubefox.telemetry.records import SpanKind
 from kubefox.telemetry.spans import HopSpan
+from tests.unit.telemetry.hops import TRACE, hop
 
 RESOURCE = {"service.name": "httpsrv", "kubefox.platform": "demo"}
-TRACE = bytes(range(1, 17))
-
-
-def _hop(n: int, *, parent: bytes = b"", start: int | None = None, **attributes: Any) -> HopSpan:
-    base = 1_700_000_000_000_000_000
-    return HopSpan(
-        trace_id=TRACE,
-        span_id=n.to_bytes(8, "big"),
-        parent_span_id=parent,
-        name=f"hop {n}",
-        kind=int(SpanKind.SERVER),
-        start_ns=base + n if start is None else start,
-        end_ns=base + 10 * n,
-        attributes={"kubefox.event.id": f"ev-{n}", **attributes},
-    )
 
 
 def _batch_chunk(spans: list[HopSpan]) -> _chunks.ChunkRow:
@@ -53,7 +36,7 @@ def _batch_chunk(spans: list[HopSpan]) -> _chunks.ChunkRow:
 
 def test_a_chunk_written_span_by_span_is_the_batch_s_chunk() -> None:
     """Same data, key text, times and latest root as encoding the batch at once."""
-    spans = [_hop(2), _hop(1), _hop(3, parent=(2).to_bytes(8, "big"), start=5), _hop(4)]
+    spans = [hop(2), hop(1), hop(3, parent=(2).to_bytes(8, "big"), start=5), hop(4)]
     writer = _chunks.HopChunkWriter(RESOURCE, "scope")
     for span in spans:
         writer.add(span)
@@ -66,7 +49,7 @@ def test_a_chunk_written_span_by_span_is_the_batch_s_chunk() -> None:
 
 def test_a_chunk_without_a_root_span_has_no_root() -> None:
     """Spans whose parents live elsewhere (a component's) give the chunk no root."""
-    row = _chunks.hop_chunk(RESOURCE, "scope", [_hop(1, parent=b"\x01" * 8)])
+    row = _chunks.hop_chunk(RESOURCE, "scope", [hop(1, parent=b"\x01" * 8)])
 
     assert (row.root_start, row.root_trace) == (None, None)
     assert row.last_trace == TRACE.hex()
@@ -74,10 +57,10 @@ def test_a_chunk_without_a_root_span_has_no_root() -> None:
 
 def test_text_json_cannot_hold_is_stored_cleaned() -> None:
     """A lone surrogate or NUL in a name or attribute becomes U+FFFD; the span is kept."""
-    bad = _hop(2, note="a\ud800b")
+    bad = hop(2, attributes={"note": "a\ud800b"})
     bad.name = "hop\x00 \udfff"
 
-    row = _chunks.hop_chunk(RESOURCE, "scope", [_hop(1), bad])
+    row = _chunks.hop_chunk(RESOURCE, "scope", [hop(1), bad])
 
     _, entries = _chunks.decode(row.data, row.format)
     assert [entry[_chunks.NAME] for entry in entries] == ["hop 1", "hop\ufffd \ufffd"]
@@ -92,9 +75,9 @@ def test_a_span_that_cannot_be_encoded_is_left_out_not_raised() -> None:
             raise ValueError("no text")
 
     writer = _chunks.HopChunkWriter(RESOURCE, "scope")
-    writer.add(_hop(1))
-    writer.add(_hop(2, odd=Unprintable()))
-    writer.add(_hop(3))
+    writer.add(hop(1))
+    writer.add(hop(2, attributes={"odd": Unprintable()}))
+    writer.add(hop(3))
 
     row = writer.take()
 

@@ -22,6 +22,7 @@ from kubefox.telemetry._chunks import pack, unpack
 from kubefox.telemetry.receiver import OtlpReceiver
 from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan
 from kubefox.telemetry.sqlite import SQLiteTelemetryStore
+from tests.unit.telemetry.hops import TRACE, hop
 from tests.unit.telemetry.otlp_messages import (
     CHILD_ID,
     ROOT_ID,
@@ -328,17 +329,8 @@ async def test_no_json_document_is_ever_a_500(client: httpx.AsyncClient, documen
 # -- packed hop spans (kubefox components) ----------------------------------------------------
 
 
-def _hop(n: int, *, parent: bytes = b"", trace: bytes = bytes(range(1, 17))) -> HopSpan:
-    return HopSpan(
-        trace_id=trace,
-        span_id=n.to_bytes(8, "big"),
-        parent_span_id=parent,
-        name=f"hop {n}",
-        kind=int(SpanKind.SERVER),
-        start_ns=1_700_000_000_000_000_000 + n,
-        end_ns=1_700_000_000_000_000_000 + 10 * n,
-        attributes={"kubefox.event.id": f"ev-{n}", "http.response.status_code": 200},
-    )
+def _hop(n: int, *, parent: bytes = b"", trace: bytes = TRACE) -> HopSpan:
+    return hop(n, parent=parent, trace=trace, attributes={"http.response.status_code": 200})
 
 
 async def test_packed_hop_spans_are_stored_as_the_same_records(
