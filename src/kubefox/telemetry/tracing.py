@@ -211,11 +211,6 @@ class HopTracer:
             {} if attributes is None else attributes,
         )
 
-    @staticmethod
-    def context_of(span: HopSpan) -> SpanContext:
-        """The trace context to send on in an event's ``parent_span`` (see :func:`event_span`)."""
-        return span.context
-
     def end(
         self, span: HopSpan, *, status_code: int = 0, error: BaseException | None = None
     ) -> None:
