@@ -1,52 +1,64 @@
-"""Handler deadlines from one shared loop timer instead of one per event.
+"""Handler deadlines: each handler's task cancelled at its deadline, from one shared loop timer.
 
-``asyncio.timeout_at`` arms a loop timer for each scope. The Kit runs each
-handler in an ``asyncio.timeout_at(None)`` scope instead, which asyncio still
-owns (the cancel, the uncancel, the ``CancelledError`` turned into
-``TimeoutError``, ``expired()``), and :class:`Deadlines` reschedules a scope
-to its deadline when that comes, from one
-:class:`~kubefox.natsio.deadlines.DeadlineTimer`, so asyncio expires each
-one just as its own timer would have.
+``asyncio.timeout_at`` arms a loop timer for each scope and, entering, looks
+up the current task (on Python 3.11 a ``getpid`` system call each time):
+about a fifth of a component's own work per event. The Kit knows the task
+that runs each handler, so :class:`Deadlines` does what an asyncio
+``Timeout`` does for it, the same way: at the deadline it cancels the task
+and notes that it did; when the handler is done, :meth:`Deadlines.forget`
+withdraws that cancel (``Task.uncancel``) and says whether it happened, so
+the server turns the handler's ``CancelledError`` into a deadline error only
+when the cancel was the deadline's and nobody else's (asyncio's own rule: no
+other cancel outstanding). A handler's own ``asyncio.timeout`` scopes nest
+inside as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from kubefox.natsio.deadlines import DeadlineTimer
 
-
-def _expire(scope: asyncio.Timeout, when: float) -> None:
-    scope.reschedule(when)
+Task = asyncio.Task[Any]
 
 
 class Deadlines:
-    """Expires watched ``asyncio.Timeout`` scopes at their deadlines, from one timer."""
+    """Cancels watched tasks at their deadlines, from one timer."""
 
-    __slots__ = ("_loop", "_timer")
+    __slots__ = ("_expired", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._timer: DeadlineTimer[asyncio.Timeout] = DeadlineTimer(loop, _expire)
+        self._timer: DeadlineTimer[Task] = DeadlineTimer(loop, self._expire)
+        self._expired: set[Task] = set()
 
     def __len__(self) -> int:
         return len(self._timer)
 
-    def watch(self, scope: asyncio.Timeout, when: float) -> None:
-        """Expire ``scope``, entered with no deadline, at ``when`` (loop time).
+    def watch(self, task: Task, when: float) -> None:
+        """Cancel ``task`` at ``when`` (loop time) unless :meth:`forget` comes first.
 
-        Call :meth:`forget` before the scope exits. A deadline already past
-        expires the scope at the loop's next turn, as ``timeout_at`` does.
+        A deadline already past cancels it at the loop's next turn, as
+        ``timeout_at`` does. Call :meth:`forget` once what is watched is done.
         """
-        if when <= self._loop.time():
-            scope.reschedule(when)
-            return
-        self._timer.watch(scope, when)
+        self._timer.watch(task, when)
 
-    def forget(self, scope: asyncio.Timeout) -> None:
-        """Stop watching ``scope`` (its handler is done, or it was expired)."""
-        self._timer.forget(scope)
+    def forget(self, task: Task) -> bool:
+        """Stop watching ``task``; whether its deadline cancelled it (that cancel is withdrawn)."""
+        self._timer.forget(task)
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
 
     def close(self) -> None:
         """Stop the timer and watch nothing more."""
         self._timer.close()
+        self._expired.clear()
+
+    def _expire(self, task: Task, when: float) -> None:
+        if task.done():  # pragma: no cover - a task is forgotten before it can end
+            return
+        self._expired.add(task)
+        task.cancel()

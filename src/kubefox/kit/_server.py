@@ -3,10 +3,11 @@
 A transport hands a subscription's messages on one at a time, so a handler
 that awaits anything (a call to another component) would serialise the whole
 component (DESIGN.md §7). The server therefore runs each event in one task of
-its own, owned by a TaskGroup, at most ``max_in_flight`` at once. A transport
-that calls the server inside its socket read (:class:`DirectSubscriber`, the
-natsio one) gets the task started right there; while every slot is taken,
-events are held in arrival order until one frees up. A transport that awaits
+its own, at most ``max_in_flight`` at once, and waits for them all before it
+returns. A transport that calls the server inside its socket read
+(:class:`DirectSubscriber`, the natsio one) gets the task started right
+there; while every slot is taken, events are held in arrival order until one
+frees up. A transport that awaits
 the receiver instead waits for a slot, and the back-pressure reaches NATS.
 
 Shutdown follows STYLE §2.6: stop accepting (drain the subscription), let
@@ -137,6 +138,7 @@ class Server:
             app=settings.app, component=settings.name
         )
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._clock = loop.time
         self._deadlines = Deadlines(loop)
         self._session = Session(
@@ -161,7 +163,6 @@ class Server:
         self._idle = asyncio.Event()
         self._idle.set()
         self._accepting = False
-        self._tasks: asyncio.TaskGroup | None = None
 
     @property
     def in_flight(self) -> int:
@@ -178,9 +179,24 @@ class Server:
         s = self._settings
         subject = subjects.component(s.platform, s.app, s.name, s.hash)
         queue = subjects.component_queue(s.platform, s.app, s.name, s.hash)
+        try:
+            failure = await self._serve(stopping, subject, queue)
+        finally:
+            # Handler tasks are the loop's, not the TaskGroup's (see _start): wait for them too.
+            await self._ended()
+            self._deadlines.close()
+        if failure is not None:
+            self._log.error("kit.failed", error=str(failure))
+            raise failure
+        await self._deregister()
+        self._log.info("kit.stopped")
+
+    async def _serve(
+        self, stopping: asyncio.Event, subject: str, queue: str
+    ) -> KubeFoxError | None:
+        """Accept events until stopped or cut off; the failure that ended it, if any."""
         failure: KubeFoxError | None = None
         async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
             watchdog = tasks.create_task(self._watch(stopping))
             heartbeat: asyncio.Task[None] | None = None
             try:
@@ -189,7 +205,9 @@ class Server:
                     await self._subscribe(subject, queue)
                     await self._register()
                     heartbeat = tasks.create_task(self._heartbeat())
-                    self._log.info("kit.started", subject=subject, instance=s.instance_id)
+                    self._log.info(
+                        "kit.started", subject=subject, instance=self._settings.instance_id
+                    )
                     await stopping.wait()
                 except KubeFoxError as exc:
                     failure = exc
@@ -207,13 +225,13 @@ class Server:
                 for task in (*self._in_flight, watchdog, heartbeat):
                     if task is not None:
                         task.cancel()
-        self._tasks = None
-        self._deadlines.close()
-        if failure is not None:
-            self._log.error("kit.failed", error=str(failure))
-            raise failure
-        await self._deregister()
-        self._log.info("kit.stopped")
+        return failure
+
+    async def _ended(self) -> None:
+        """Wait until every handler task (cancelled by now, or done) has ended."""
+        running = [task for task in self._in_flight if not task.done()]
+        if running:
+            await asyncio.wait(running)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -233,7 +251,7 @@ class Server:
 
     def _deliver(self, data: Payload, reply: str) -> None:
         """Start the event's task now, or hold the event while every slot is taken."""
-        if not self._accepting or self._tasks is None:
+        if not self._accepting:
             self._log.warning("event.dropped", reason="stopping")
             return
         if self._free > 0 and not self._held:
@@ -245,10 +263,10 @@ class Server:
             self._log.warning("event.dropped", reason="overloaded", held=len(self._held))
 
     def _start(self, data: Payload, reply: str) -> None:
-        tasks = self._tasks
-        if tasks is None:  # pragma: no cover - checked by the caller
-            return
-        task = tasks.create_task(self._handle(data, reply))
+        # A task of the loop's, not of serve's TaskGroup: _handle never raises, so the
+        # group's bookkeeping (a Python wrapper and a second done callback per event)
+        # would buy nothing; serve cancels and waits for these itself.
+        task = self._loop.create_task(self._handle(data, reply))
         self._free -= 1
         self._in_flight.add(task)
         self._idle.clear()
@@ -272,7 +290,7 @@ class Server:
                 await self._transport.respond(reply, answer)
         except KubeFoxError as exc:
             self._log.warning("event.reply_failed", error=str(exc))
-        except Exception:  # noqa: BLE001 - a task boundary: log it, never end the TaskGroup
+        except Exception:  # noqa: BLE001 - a task boundary: log it, nobody else would
             self._log.exception("event.failed")
 
     async def _process(self, data: Payload) -> bytes:
@@ -366,24 +384,29 @@ class Server:
         kontext = Kontext(
             event, env=matched.env, deadline=deadline, session=self._session, span=span
         )
-        scope = asyncio.timeout_at(None)  # expired by self._deadlines: no timer per event
+        # The deadline cancels this task (asyncio.timeout's way, without its per-event cost).
+        task = asyncio.current_task(self._loop)
+        if task is None:  # pragma: no cover - handlers always run in the event's task
+            raise KubeFoxError("handler called outside its task")
+        cancelling = task.cancelling()
+        self._deadlines.watch(task, deadline)
+        expired = False
         try:
-            async with scope:
-                self._deadlines.watch(scope, deadline)
-                try:
-                    response = await handler(kontext)
-                finally:
-                    self._deadlines.forget(scope)
+            try:
+                response = await handler(kontext)
+            finally:
+                expired = self._deadlines.forget(task)
         except KubeFoxError as exc:
             self._log.info("handler.error", event_id=event.id, error=str(exc), code=exc.code)
             raise
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise self._unexpected(event) from None
+        except asyncio.CancelledError:
+            # Only the deadline's own cancel becomes an answer; any other (shutdown) goes on.
+            if not expired or task.cancelling() > cancelling:
+                raise
             self._log.info("handler.timed_out", event_id=event.id)
             raise DeadlineExceededError(
                 "the handler did not answer within the event's TTL"
-            ) from exc
+            ) from None
         except Exception:  # noqa: BLE001 - a handler bug: log it here, never leak it to the caller
             raise self._unexpected(event) from None
         if not isinstance(response, Response):

@@ -1,4 +1,10 @@
-"""Handler deadlines from one shared timer: each scope expires at its own deadline, never early."""
+"""Handler deadlines from one shared timer: each task is cancelled at its own deadline, never early.
+
+:class:`Deadlines` does for the Kit's handler tasks what ``asyncio.timeout_at``
+does for a scope; these tests hold it to asyncio's rules: the cancel is the
+deadline's only if nobody else cancelled too, a handler's own shorter timeout
+stays its own, and nothing is left behind.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +15,33 @@ import pytest
 from kubefox.kit._deadlines import Deadlines
 
 
-async def _wait_watched(deadlines: Deadlines, scope: asyncio.Timeout, when: float) -> None:
-    """Wait forever in ``scope``, which ``deadlines`` expires at ``when``, as the Kit does."""
-    async with scope:
-        deadlines.watch(scope, when)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            deadlines.forget(scope)
+async def _wait_watched(deadlines: Deadlines, when: float) -> tuple[bool, int]:
+    """Wait forever under a deadline at ``when``, as the Kit runs a handler.
+
+    Returns whether the deadline cancelled the wait and the task's outstanding
+    cancels after the deadline's was withdrawn.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines.watch(task, when)
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        expired = deadlines.forget(task)
+        return expired, task.cancelling()
+    raise AssertionError("unreachable: the wait never ends by itself")
 
 
 async def _expires_at(deadlines: Deadlines, when: float) -> float:
-    """The loop time a scope watched until ``when`` expired at."""
-    scope = asyncio.timeout_at(None)
-    with pytest.raises(TimeoutError):
-        await _wait_watched(deadlines, scope, when)
-    assert scope.expired()
+    """The loop time a task watched until ``when`` was cancelled at."""
+    expired, cancelling = await _wait_watched(deadlines, when)
+    assert expired
+    assert cancelling == 0
     return asyncio.get_running_loop().time()
 
 
-async def test_scopes_expire_in_deadline_order_not_in_watch_order() -> None:
-    """A scope watched later with an earlier deadline expires first; none expires early."""
+async def test_tasks_are_cancelled_in_deadline_order_not_in_watch_order() -> None:
+    """A task watched later with an earlier deadline is cancelled first; none early."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
     now = loop.time()
@@ -44,23 +56,24 @@ async def test_scopes_expire_in_deadline_order_not_in_watch_order() -> None:
     assert len(deadlines) == 0
 
 
-async def test_a_scope_left_in_time_does_not_expire() -> None:
-    """A handler that finishes before its deadline leaves nothing behind to expire."""
+async def test_a_task_done_in_time_is_not_cancelled() -> None:
+    """A handler that finishes before its deadline leaves nothing behind to fire."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
-    scope = asyncio.timeout_at(None)
+    task = asyncio.current_task()
+    assert task is not None
 
-    async with scope:
-        deadlines.watch(scope, loop.time() + 0.02)
-        deadlines.forget(scope)
-    await _expires_at(deadlines, loop.time() + 0.04)
+    deadlines.watch(task, loop.time() + 0.02)
+    await asyncio.sleep(0)
+    assert deadlines.forget(task) is False
+    await _expires_at(deadlines, loop.time() + 0.04)  # outlives the first deadline
 
-    assert not scope.expired()
+    assert task.cancelling() == 0
     assert len(deadlines) == 0
 
 
-async def test_a_deadline_already_past_expires_at_the_next_turn() -> None:
-    """Watching with a deadline in the past expires the scope as ``timeout_at`` would."""
+async def test_a_deadline_already_past_cancels_at_the_next_turn() -> None:
+    """Watching with a deadline in the past cancels as ``timeout_at`` would: at the next wait."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
 
@@ -71,19 +84,54 @@ async def test_a_deadline_already_past_expires_at_the_next_turn() -> None:
 
 
 async def test_a_timeout_inside_the_handler_is_its_own() -> None:
-    """A handler's own shorter timeout fires first and leaves the watched scope unexpired."""
+    """A handler's own shorter timeout fires first, as a TimeoutError, and the deadline stays."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
-    scope = asyncio.timeout_at(None)
+    task = asyncio.current_task()
+    assert task is not None
 
-    async with scope:
-        deadlines.watch(scope, loop.time() + 5)
-        try:
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.01):
-                    await asyncio.Event().wait()
-        finally:
-            deadlines.forget(scope)
+    deadlines.watch(task, loop.time() + 5)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await asyncio.Event().wait()
 
-    assert not scope.expired()
+    assert deadlines.forget(task) is False
+    assert task.cancelling() == 0
     deadlines.close()
+
+
+async def test_the_deadline_inside_a_handlers_own_timeout_is_the_deadlines() -> None:
+    """The deadline firing inside a longer handler timeout is not that timeout's TimeoutError."""
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines(loop)
+    task = asyncio.current_task()
+    assert task is not None
+
+    deadlines.watch(task, loop.time() + 0.01)
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await asyncio.Event().wait()
+
+    assert deadlines.forget(task) is True
+    assert task.cancelling() == 0
+
+
+async def test_another_cancel_stays_outstanding_with_the_deadlines() -> None:
+    """A shutdown cancel arriving with the deadline's is still outstanding once that is withdrawn.
+
+    That is how the server tells them apart: only a cancel that was the
+    deadline's alone becomes a deadline error; stopping the Kit goes on.
+    """
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines(loop)
+
+    async def handler() -> tuple[bool, int]:
+        return await _wait_watched(deadlines, loop.time() - 1)  # fires at the next turn
+
+    task = asyncio.create_task(handler())
+    await asyncio.sleep(0)  # the handler waits now
+    task.cancel()  # the other cancel, in the same turn as the deadline's
+    _, cancelling = await task
+
+    assert cancelling == 1
+    assert len(deadlines) == 0
