@@ -15,11 +15,11 @@ the floor any brokered design has on this machine. Both raw variants run
 twice: with nats-py (``raw_nats``, ``raw_nats_relayed``) and with
 :mod:`kubefox.natsio`, our asyncio.Protocol client whose handlers run inside
 the socket read (``natsio``, ``natsio_relayed``: requester, relay and
-responder all natsio). They take turns for a few rounds so drifting load hits
-each alike. Each also reports the CPU time
-its processes used per call (``cpu_us``; the raw requester's own, the
-responder's and relay's from ``/proc``; for the platform the caller, the
-platform process, where the broker runs, and echo). Target (issue 8):
+responder all natsio). They take turns for eight short rounds so drifting
+load hits each alike (each round's p50 ratio is reported too). Each also
+reports the CPU time its processes used per call (``cpu_us``; the raw
+requester's own, the responder's and relay's from ``/proc``; for the
+platform the caller, the platform process, where the broker runs, and echo). Target (issue 8):
 platform p50 no more than 1.5x raw p50.
 """
 
@@ -37,7 +37,9 @@ from bench.processes import ROOT, Child, cpu_seconds, python_module
 from bench.variants import start_platform
 
 APP = ROOT / "bench" / "apps" / "hop"
-ROUNDS = 3
+#: Rounds in which every system takes its turn; many short ones, so that the
+#: shared machine's drift falls on all of them alike.
+ROUNDS = 8
 #: Body of every call; the encoded platform event is a few hundred bytes more.
 SIZE = 64
 RAW_SUBJECT = "bench.hop.echo"
@@ -52,8 +54,8 @@ RAW = {
 
 
 def calls_per_round() -> int:
-    """Calls per side and round: 5,000 for the default 10 s phases, fewer for quick runs."""
-    return max(500, int(500 * duration()))
+    """Calls per side and round: 15,000 in all for the default 10 s phases, fewer for quick runs."""
+    return max(200, int(1500 * duration()) // ROUNDS)
 
 
 class _Cpu:
@@ -87,17 +89,12 @@ def _platform_calls(url: str, calls: int) -> list[int]:
     return samples
 
 
-def _raw_calls(nats_url: str, client: str, subject: str, calls: int, cpu: _Cpu) -> list[int]:
-    """Durations of ``calls`` raw requests; ``cpu`` measures them, the requester's own included."""
-    args = python_module(
-        "bench.rawnats", client, "request", nats_url, subject, str(calls), str(SIZE)
-    )
-    with Child("raw-requester", args) as child:
-        child.read_json(timeout=60)  # warmed up
-        cpu.start()
-        child.send_line()
-        result: dict[str, Any] = child.read_json(timeout=120)
-        cpu.stop({"requester": result["cpu_seconds"]})
+def _raw_calls(requester: Child, cpu: _Cpu) -> list[int]:
+    """Durations of one round of raw requests; ``cpu`` measures them, the requester's included."""
+    cpu.start()
+    requester.send_line()
+    result: dict[str, Any] = requester.read_json(timeout=120)
+    cpu.stop({"requester": result["cpu_seconds"]})
     samples: list[int] = result["samples"]
     return samples
 
@@ -117,6 +114,7 @@ def run_hop() -> dict[str, Any]:
     """Per-call latency of a component-to-component hop and of raw nats-py request-reply."""
     calls = calls_per_round()
     samples: dict[str, list[int]] = {"platform": [], **{name: [] for name in RAW}}
+    per_round: list[float] = []  # each round's platform p50 / raw nats-py p50
     ready, platform = start_platform(str(APP))
     # With security on, the raw clients need the CA and a credential, as every platform client.
     nats_url = json.dumps(ready["nats_options"]) if "nats_options" in ready else ready["nats"]
@@ -134,6 +132,25 @@ def run_hop() -> dict[str, Any]:
                 relays[client] = stack.enter_context(Child(f"{client}-relay", relay))
             for child in (*responders.values(), *relays.values()):
                 child.read_json(timeout=30)
+            requesters = {
+                name: stack.enter_context(
+                    Child(
+                        f"{name}-requester",
+                        python_module(
+                            "bench.rawnats",
+                            client,
+                            "request",
+                            nats_url,
+                            subject,
+                            str(calls),
+                            str(SIZE),
+                        ),
+                    )
+                )
+                for name, (client, subject) in RAW.items()
+            }
+            for child in requesters.values():
+                child.read_json(timeout=60)  # warmed up
             pids = ready["pids"]
             cpu = {
                 name: _Cpu(
@@ -153,11 +170,18 @@ def run_hop() -> dict[str, Any]:
             _platform_calls(url, 500)  # warm-up: imports, caches, the broker's relay mode
             for round_ in range(ROUNDS):
                 print(f"hop: round {round_ + 1} of {ROUNDS}, {calls} calls each", file=sys.stderr)
-                for name, (client, subject) in RAW.items():
-                    samples[name] += _raw_calls(nats_url, client, subject, calls, cpu[name])
+                this_round: dict[str, list[int]] = {}
+                for name in RAW:
+                    this_round[name] = _raw_calls(requesters[name], cpu[name])
                 cpu["platform"].start()
-                samples["platform"] += _platform_calls(url, calls)
+                this_round["platform"] = _platform_calls(url, calls)
                 cpu["platform"].stop()
+                for name, values in this_round.items():
+                    samples[name] += values
+                per_round.append(
+                    statistics.median(this_round["platform"])
+                    / statistics.median(this_round["raw_nats"])
+                )
     finally:
         platform.stop()
     report: dict[str, Any] = {"payload_bytes": SIZE}
@@ -177,6 +201,7 @@ def run_hop() -> dict[str, Any]:
         # natsio against nats-py's raw request-reply, the baseline of the target
         "natsio_p50": round(ours["p50_ms"] / raw["p50_ms"], 3),
         "natsio_relayed_p50": round(ours_relayed["p50_ms"] / raw["p50_ms"], 3),
+        "p50_per_round": [round(ratio, 3) for ratio in per_round],
     }
     report["targets"] = {"p50_ratio_at_most_1_5": report["ratio"]["p50"] <= 1.5}
     return report

@@ -8,9 +8,10 @@ synchronously inside the socket read). ``respond`` subscribes to SUBJECT in a
 queue group and answers every message with its own data; ``relay SUBJECT
 TARGET`` republishes every message on SUBJECT to TARGET keeping its reply
 subject, as the broker relays (a broker with no logic); ``request SUBJECT
-CALLS SIZE`` warms up, prints ``{"warm": true}``, waits for a line on stdin,
-then sends CALLS requests of SIZE bytes one after another and prints the
-duration of each in nanoseconds and the CPU time it used for them, as JSON.
+CALLS SIZE`` warms up, prints ``{"warm": true}``, then for every line read
+on stdin (until it closes) sends CALLS requests of SIZE bytes one after
+another and prints the duration of each in nanoseconds and the CPU time it
+used for them, as JSON: one round.
 NATS is a URL, or the JSON of :class:`~kubefox.core.nats_options.NatsConnectOptions`
 (with security on: the CA, a ``.creds`` file and the inbox prefix), which both
 clients use the same way.
@@ -101,16 +102,18 @@ async def _timed(call: Callable[[bytes], Awaitable[object]], calls: int, size: i
     # Warm: say so and wait for the go, so the parent measures the other processes from here.
     sys.stdout.write(json.dumps({"warm": True}) + "\n")
     sys.stdout.flush()
-    await asyncio.to_thread(sys.stdin.readline)
     clock = time.perf_counter_ns
-    samples = []
-    cpu = time.process_time()
-    for _ in range(calls):
-        start = clock()
-        await call(payload)
-        samples.append(clock() - start)
-    cpu = time.process_time() - cpu
-    sys.stdout.write(json.dumps({"samples": samples, "cpu_seconds": cpu}) + "\n")
+    # One round per line read, until stdin closes: the parent alternates rounds of each system.
+    while await asyncio.to_thread(sys.stdin.readline):
+        samples = []
+        cpu = time.process_time()
+        for _ in range(calls):
+            start = clock()
+            await call(payload)
+            samples.append(clock() - start)
+        cpu = time.process_time() - cpu
+        sys.stdout.write(json.dumps({"samples": samples, "cpu_seconds": cpu}) + "\n")
+        sys.stdout.flush()
 
 
 async def request(url: str, subject: str, calls: int, size: int) -> None:

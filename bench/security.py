@@ -8,10 +8,11 @@ Two embedded platforms serve ``examples/hello-world`` side by side
   operator mode, every role and component instance with its own user and
   permissions.
 
-Both have telemetry at its default (unsampled). The two take turns, three
-times (each phase a third of the duration), so drifting load on a shared
-machine hits each alike. The cost is ``1 - rps(on) / rps(off)`` at 50
-connections over all rounds (each round's own is reported too).
+Both have telemetry at its default (unsampled). The two take turns six
+times (each phase a sixth of the duration, each round led by the other
+one), so drifting load on a shared machine hits each alike. The cost is
+``1 - rps(on) / rps(off)`` at 50 connections over all rounds (each round's
+own is reported too).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from bench.variants import (
 )
 
 CONNECTIONS = 50
-#: The two take turns three times, each phase a third of the duration (see measure_in_turns).
-ROUNDS = 3
+#: The two take turns six times, each phase a sixth of the duration (see measure_in_turns).
+ROUNDS = 6
 SYSTEMS: dict[str, dict[str, str]] = {
     "off": {"KUBEFOX_PLATFORM_SECURITY": "false"},
     "on": {"KUBEFOX_PLATFORM_SECURITY": "true"},

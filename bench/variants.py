@@ -77,9 +77,10 @@ def measure_in_turns(
     """Check every system answers, then load each in turn at every concurrency.
 
     With ``rounds`` > 1 the systems take turns that many times, each phase
-    lasting :func:`~bench.options.duration` / ``rounds``: a drift of the
-    machine's speed (other work on it) then falls on every system alike
-    instead of on whichever one ran during it. Each system's result combines
+    lasting :func:`~bench.options.duration` / ``rounds`` and each round
+    starting with the next system: a drift of the machine's speed (other
+    work on it, or what the previous system left running) then falls on
+    every system alike instead of on whichever one ran during it. Each system's result combines
     its phases (:func:`~bench.load.combined`); the rounds' own results are
     returned too.
     """
@@ -92,8 +93,13 @@ def measure_in_turns(
     for connections in concurrency:
         parts: dict[str, list[LoadResult]] = {name: [] for name in urls}
         used: dict[str, dict[str, float]] = {name: {} for name in urls}
+        names = list(urls)
         for round_ in range(rounds):
-            for name, url in urls.items():
+            # Each round starts with the next system: what one leaves running when its
+            # phase ends (a store's writes, say) then slows each system alike.
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                url = urls[name]
                 turn = f" (round {round_ + 1} of {rounds})" if rounds > 1 else ""
                 print(f"{scenario}: {name}, {connections} connections{turn}", file=sys.stderr)
                 if round_ == 0:
