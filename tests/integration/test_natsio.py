@@ -122,6 +122,65 @@ async def test_a_published_message_reaches_a_subscriber(client: Client, other: C
     ]
 
 
+class _Writes:
+    """Counts the client's socket writes (the write policy is what these tests are about)."""
+
+    def __init__(self, client: Client) -> None:
+        transport = client._transport  # private: the socket writes are the subject here
+        assert transport is not None
+        self.count = 0
+        write = transport.write
+
+        def counted(data: Any) -> None:
+            self.count += 1
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+
+
+async def test_an_alone_publish_on_a_quiet_connection_leaves_at_once(
+    client: Client, other: Client
+) -> None:
+    """``at_once`` writes before the loop turns; right after, a busy connection gathers again."""
+    inbox = Inbox()
+    other.subscribe("natsio.alone.*", inbox)
+    await other.flush()
+    await asyncio.sleep(2 * natsio.client.QUIET_NS / 1e9)
+    writes = _Writes(client)
+
+    client.publish("natsio.alone.a", b"one", at_once=True)
+    assert writes.count == 1  # on the socket already, no turn of the loop waited for
+    client.publish("natsio.alone.b", b"two", at_once=True)  # busy: just written
+    client.publish("natsio.alone.c", b"three")
+    assert writes.count == 1
+    await inbox.wait_for(3)
+
+    assert writes.count == 2  # the two later ones in one write at the turn's end
+    assert inbox.data == [b"one", b"two", b"three"]
+
+
+async def test_a_lone_request_leaves_at_once_and_concurrent_ones_are_gathered(
+    client: Client, other: Client
+) -> None:
+    """A request with no other in flight skips the turn; many in flight share one write."""
+    other.subscribe("natsio.lone", echo(other))
+    await other.flush()
+    await client.request("natsio.lone", b"warm", timeout=2)  # the inbox subscription exists
+    await asyncio.sleep(2 * natsio.client.QUIET_NS / 1e9)
+    writes = _Writes(client)
+
+    lone = asyncio.create_task(client.request("natsio.lone", b"lone", timeout=2))
+    await asyncio.sleep(0)  # the task's first step: the request is sent
+    assert writes.count == 1
+    assert bytes((await lone).data) == b"lone"
+
+    calls = [client.request("natsio.lone", str(n).encode(), timeout=2) for n in range(5)]
+    answers = await asyncio.gather(*calls)
+
+    assert [bytes(answer.data) for answer in answers] == [b"0", b"1", b"2", b"3", b"4"]
+    assert writes.count <= 3  # the lone first at most, then the rest gathered
+
+
 async def test_a_queue_group_shares_the_messages(client: Client, other: Client) -> None:
     """Each message goes to one member of the group; a plain subscriber gets them all."""
     first, second, everything = Inbox(), Inbox(), Inbox()

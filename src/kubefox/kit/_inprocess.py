@@ -183,7 +183,7 @@ class ScriptedTransport:
     async def unsubscribe(self) -> None:
         return None
 
-    async def respond(self, reply: str, data: bytes) -> None:
+    async def respond(self, reply: str, data: bytes, *, alone: bool = False) -> None:
         return None
 
     async def register(self, key: str, record: bytes) -> None:

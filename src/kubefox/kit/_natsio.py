@@ -218,14 +218,14 @@ class NatsioTransport:
         answer = msg.data
         return answer if isinstance(answer, bytes) else bytes(answer)
 
-    async def respond(self, reply: str, data: bytes) -> None:
-        """Publish ``data`` to the ``reply`` subject of a received request."""
-        self.respond_now(reply, data)
+    async def respond(self, reply: str, data: bytes, *, alone: bool = False) -> None:
+        """Publish ``data`` to the ``reply`` subject of a received request; ``alone``: at once."""
+        self.respond_now(reply, data, alone=alone)
 
-    def respond_now(self, reply: str, data: bytes) -> None:
+    def respond_now(self, reply: str, data: bytes, *, alone: bool = False) -> None:
         """:meth:`respond`, synchronously (what a handler task calls last)."""
         try:
-            self._nc.publish(reply, data)
+            self._nc.publish(reply, data, at_once=alone)
         except (natsio.NatsIOError, ValueError) as exc:
             raise _failure("reply", exc) from exc
 

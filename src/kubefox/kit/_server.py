@@ -287,7 +287,9 @@ class Server:
         try:
             answer = await self._process(data)
             if reply:
-                await self._transport.respond(reply, answer)
+                # The only event in flight: its reply has nothing to be gathered with.
+                alone = len(self._in_flight) == 1
+                await self._transport.respond(reply, answer, alone=alone)
         except KubeFoxError as exc:
             self._log.warning("event.reply_failed", error=str(exc))
         except Exception:  # noqa: BLE001 - a task boundary: log it, nobody else would

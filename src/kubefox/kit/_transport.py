@@ -62,8 +62,11 @@ class Transport(Protocol):
         """
         ...
 
-    async def respond(self, reply: str, data: bytes) -> None:
+    async def respond(self, reply: str, data: bytes, *, alone: bool = False) -> None:
         """Send ``data`` to the ``reply`` subject of a received message.
+
+        ``alone``: no other event is being handled, so nothing else is about
+        to be sent with it; a transport that gathers writes may send it at once.
 
         Raises:
             BrokerUnavailableError: the connection is closed or broken.

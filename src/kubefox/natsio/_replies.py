@@ -37,6 +37,11 @@ class Replies:
         )
 
     @property
+    def waiting(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._futures)
+
+    @property
     def wildcard(self) -> str:
         """The subject the inbox subscription listens on."""
         return self.prefix + "*"

@@ -154,7 +154,7 @@ class FakeTransport:
         self.requests.append((subject, event, timeout))
         return await self.responder(subject, event)
 
-    async def respond(self, reply: str, data: bytes) -> None:
+    async def respond(self, reply: str, data: bytes, *, alone: bool = False) -> None:
         future = self._replies.pop(reply, None)
         if future is not None and not future.done():
             future.set_result(data)

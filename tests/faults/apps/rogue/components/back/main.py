@@ -49,7 +49,7 @@ class Misbehaving:
     def __init__(self, inner: Transport) -> None:
         self._inner = inner
 
-    async def respond(self, reply: str, data: bytes) -> None:
+    async def respond(self, reply: str, data: bytes, *, alone: bool = False) -> None:
         event = codec.decode(data)
         mode = event.content.decode(errors="replace")
         if mode == "twice":
