@@ -15,14 +15,20 @@ import pytest
 from kubefox.kit._deadlines import Deadlines
 
 
+def _this_task() -> asyncio.Task[object]:
+    """The task running the caller: the one a handler's deadline cancels."""
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
 async def _wait_watched(deadlines: Deadlines, when: float) -> tuple[bool, int]:
     """Wait forever under a deadline at ``when``, as the Kit runs a handler.
 
     Returns whether the deadline cancelled the wait and the task's outstanding
     cancels after the deadline's was withdrawn.
     """
-    task = asyncio.current_task()
-    assert task is not None
+    task = _this_task()
     deadlines.watch(task, when)
     try:
         await asyncio.Event().wait()
@@ -60,8 +66,7 @@ async def test_a_task_done_in_time_is_not_cancelled() -> None:
     """A handler that finishes before its deadline leaves nothing behind to fire."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
-    task = asyncio.current_task()
-    assert task is not None
+    task = _this_task()
 
     deadlines.watch(task, loop.time() + 0.02)
     await asyncio.sleep(0)
@@ -87,8 +92,7 @@ async def test_a_timeout_inside_the_handler_is_its_own() -> None:
     """A handler's own shorter timeout fires first, as a TimeoutError, and the deadline stays."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
-    task = asyncio.current_task()
-    assert task is not None
+    task = _this_task()
 
     deadlines.watch(task, loop.time() + 5)
     with pytest.raises(TimeoutError):
@@ -104,8 +108,7 @@ async def test_the_deadline_inside_a_handlers_own_timeout_is_the_deadlines() -> 
     """The deadline firing inside a longer handler timeout is not that timeout's TimeoutError."""
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
-    task = asyncio.current_task()
-    assert task is not None
+    task = _this_task()
 
     deadlines.watch(task, loop.time() + 0.01)
     with pytest.raises(asyncio.CancelledError):
