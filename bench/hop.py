@@ -19,8 +19,8 @@ responder all natsio). They take turns for eight short rounds so drifting
 load hits each alike (each round's p50 ratio is reported too). Each also
 reports the CPU time its processes used per call (``cpu_us``; the raw
 requester's own, the responder's and relay's from ``/proc``; for the
-platform the caller, the platform process, where the broker runs, and echo). Target (issue 8):
-platform p50 no more than 1.5x raw p50.
+platform the caller, the platform process, where the broker runs, and
+echo). Target (issue 8): platform p50 no more than 1.5x raw p50.
 """
 
 from __future__ import annotations

@@ -80,9 +80,9 @@ def measure_in_turns(
     lasting :func:`~bench.options.duration` / ``rounds`` and each round
     starting with the next system: a drift of the machine's speed (other
     work on it, or what the previous system left running) then falls on
-    every system alike instead of on whichever one ran during it. Each system's result combines
-    its phases (:func:`~bench.load.combined`); the rounds' own results are
-    returned too.
+    every system alike instead of on whichever one ran during it. Each
+    system's result combines its phases (:func:`~bench.load.combined`); the
+    rounds' own results are returned too.
     """
     for name, url in urls.items():
         _check(url, name)

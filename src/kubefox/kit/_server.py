@@ -7,8 +7,8 @@ its own, at most ``max_in_flight`` at once, and waits for them all before it
 returns. A transport that calls the server inside its socket read
 (:class:`DirectSubscriber`, the natsio one) gets the task started right
 there; while every slot is taken, events are held in arrival order until one
-frees up. A transport that awaits
-the receiver instead waits for a slot, and the back-pressure reaches NATS.
+frees up. A transport that awaits the receiver instead waits for a slot, and
+the back-pressure reaches NATS.
 
 Shutdown follows STYLE §2.6: stop accepting (drain the subscription), let
 in-flight handlers finish within the shutdown grace, cancel the rest,
