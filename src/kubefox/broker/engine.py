@@ -53,7 +53,7 @@ from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
 from kubefox.store.secrets import ResourceSecrets
 from kubefox.telemetry import attributes as attr
-from kubefox.telemetry.tracing import event_attributes
+from kubefox.telemetry.tracing import HopAttributes
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
@@ -148,6 +148,7 @@ class Broker:
         self._destinations: dict[Component, str] = {}
         self._answered: dict[str, float] = {}
         self._span_names: dict[tuple[Category, Component], str] = {}
+        self._attributes = HopAttributes(source=True)
 
     @property
     def in_flight(self) -> int:
@@ -345,15 +346,13 @@ class Broker:
 
     def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, HopSpan]:
         """Start the span of routing ``event``; the event now carries it as its parent span."""
-        source = event.source
-        attributes = event_attributes(event)
-        attributes["kubefox.event.source.name"] = source.name
-        attributes["kubefox.event.source.app"] = source.app
+        attributes, shared = self._attributes.of(event)
         span = tracer.start(
-            self._span_name(event.category, source),
+            self._span_name(event.category, event.source),
             parent=event.parent_span,
             kind="internal",
             attributes=attributes,
+            shared=shared,
         )
         return msgspec.structs.replace(event, parent_span=span.context), span
 

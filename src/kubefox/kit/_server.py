@@ -56,13 +56,14 @@ from kubefox.kit._kontext import Kontext, Session
 from kubefox.kit._messages import Response, status_text
 from kubefox.kit._settings import KitSettings
 from kubefox.kit._transport import DirectSubscriber, Payload, Transport
+from kubefox.telemetry.attributes import ROUTE_ID
 from kubefox.telemetry.logging import bind_request
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
     from opentelemetry.context import Context as OtelContext
 
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopSpan, HopTracer
+    from kubefox.telemetry.tracing import HopAttributes, HopSpan, HopTracer
 
 _NS = 1_000_000_000
 DEFAULT_ROUTE = -1
@@ -83,7 +84,7 @@ def _sampled(event: Event) -> bool:
 class _SpanCode(NamedTuple):
     """What a sampled event needs from telemetry, looked up once."""
 
-    event_attributes: Callable[[Event], dict[str, Any]]
+    attributes: type[HopAttributes]
     enter: Callable[[SpanContext], Token[OtelContext] | None]
     leave: Callable[[Token[OtelContext]], None]
 
@@ -91,9 +92,9 @@ class _SpanCode(NamedTuple):
 def _span_code() -> _SpanCode:
     # Imported only with a tracer: with telemetry off a component never loads OpenTelemetry.
     from kubefox.telemetry import user_spans
-    from kubefox.telemetry.tracing import event_attributes
+    from kubefox.telemetry.tracing import HopAttributes
 
-    return _SpanCode(event_attributes, user_spans.enter, user_spans.leave)
+    return _SpanCode(HopAttributes, user_spans.enter, user_spans.leave)
 
 
 def registration_key(settings: KitSettings) -> str:
@@ -121,8 +122,17 @@ class Server:
         self._settings = settings
         self._tracer = tracer
         self._metrics = metrics
-        self._span_code = _span_code() if tracer is not None else None
-        self._span_names = [route.rule for route in routes]
+        self._span_code = code = _span_code() if tracer is not None else None
+        # Per route: its span's name, and the attributes its events' spans share.
+        self._span_routes: dict[int, tuple[str, HopAttributes]] = {}
+        if code is not None:
+            named = [
+                *((i, route.rule) for i, route in enumerate(routes)),
+                (DEFAULT_ROUTE, "Default route"),
+            ]
+            self._span_routes = {
+                i: (name, code.attributes(extra={ROUTE_ID: i})) for i, name in named
+            }
         self._transport = transport
         self._handlers = [route.handler for route in routes]
         self._default = default
@@ -304,15 +314,16 @@ class Server:
         event = matched.event
         deadline = self._clock() + event.ttl / _NS
         # Unsampled and unmeasured (the usual case): no span, no clock, one coroutine less.
-        if self._metrics is not None or (self._tracer is not None and _sampled(event)):
-            return await self._observed(matched, deadline)
+        sampled = self._tracer is not None and _sampled(event)
+        if sampled or self._metrics is not None:
+            return await self._observed(matched, deadline, sampled=sampled)
         try:
             response = await self._dispatch(matched, deadline)
         except KubeFoxError as exc:
             return self._error(event, exc)
         return self._response(event, response, deadline)
 
-    async def _observed(self, matched: MatchedEvent, deadline: float) -> bytes:
+    async def _observed(self, matched: MatchedEvent, deadline: float, *, sampled: bool) -> bytes:
         """:meth:`_process` inside a server span (when the trace is sampled), measured.
 
         In a sampled trace the handler's own OpenTelemetry spans are children
@@ -326,18 +337,15 @@ class Server:
         parent = event.parent_span
         tracer = self._tracer
         code = self._span_code
-        if tracer is not None and code is not None and _sampled(event):
-            route_id = matched.route_id
-            name = (
-                self._span_names[route_id]
-                if 0 <= route_id < len(self._span_names)
-                else "Default route"
-                if route_id == DEFAULT_ROUTE
-                else "unknown"
+        if sampled and tracer is not None and code is not None:
+            route = self._span_routes.get(matched.route_id)
+            if route is None:  # pragma: no cover - the matcher only yields routes it was given
+                route = ("unknown", code.attributes(extra={ROUTE_ID: matched.route_id}))
+            name, kind = route
+            attributes, shared = kind.of(event)
+            span = tracer.start(
+                name, parent=parent, kind="server", attributes=attributes, shared=shared
             )
-            attributes = code.event_attributes(event)
-            attributes["kubefox.route.id"] = route_id
-            span = tracer.start(name, parent=parent, kind="server", attributes=attributes)
             ids = span.context
             # The handler's log lines (any logger's) carry the ids, and its own spans join.
             # Bound for the rest of the event's task, which is its own: nothing to undo.

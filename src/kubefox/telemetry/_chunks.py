@@ -39,7 +39,7 @@ from kubefox.core.errors import InvalidError
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry._sql import ROW_OVERHEAD, clean, clean_value, decode_json, encode_json
 from kubefox.telemetry.records import SpanEvent, SpanKind, SpanRecord, StatusCode
-from kubefox.telemetry.spans import HopSpan
+from kubefox.telemetry.spans import HopSpan, shared_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +56,8 @@ Entry = list[Any]
 
 #: ``data`` holds ``[resources, entries]``, entries as lists with hex ids.
 ENTRIES = 0
-#: ``data`` holds ``[resource, scope, hop spans]`` as msgspec encodes them.
+#: ``data`` holds ``[resource, scope, hop spans, shared sets]`` as msgspec encodes them
+#: (the shared attribute sets its spans name, by index as text; absent when none is).
 HOPS = 1
 
 
@@ -77,7 +78,16 @@ class ChunkRow(msgspec.Struct, frozen=True, array_like=True):
     format: int = ENTRIES
 
 
-_hops_decoder = msgspec.json.Decoder(tuple[dict[str, Any], str, list[HopSpan]])
+class _HopsData(msgspec.Struct, array_like=True):
+    """What a :data:`HOPS` chunk's ``data`` holds (``shared`` is absent from older chunks)."""
+
+    resource: dict[str, Any]
+    scope: str
+    spans: list[HopSpan]
+    shared: dict[str, dict[str, Any]] = {}
+
+
+_hops_decoder = msgspec.json.Decoder(_HopsData)
 _row_encoder = msgspec.msgpack.Encoder()
 _row_decoder = msgspec.msgpack.Decoder(ChunkRow)
 
@@ -128,13 +138,18 @@ _ZERO_SPAN = bytes(8)
 
 
 def entries_of_hops(
-    spans: Sequence[HopSpan], resource: Mapping[str, Any], scope: str
+    spans: Sequence[HopSpan],
+    resource: Mapping[str, Any],
+    scope: str,
+    shared: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Entry], int]:
     """Resources, entries and the count of spans left out (impossible ids or times).
 
     The same entries as :func:`entries_of` on the spans' records, without
     building the records: the platform's own spans and the packed batches of
-    components take this way into the store.
+    components take this way into the store. A span's shared attributes are
+    looked up in ``shared`` (the chunk's table, by index as text); an index
+    the table lacks adds none.
     """
     entries: list[Entry] = []
     rejected = 0
@@ -155,6 +170,11 @@ def entries_of_hops(
             continue
         kind = span.kind if 0 <= span.kind <= 5 else 0
         status = span.status_code if 0 <= span.status_code <= 2 else 0
+        attributes = span.attributes
+        if span.shared >= 0 and shared:
+            common = shared.get(str(span.shared))
+            if common:
+                attributes = {**common, **attributes}
         entries.append(
             [
                 trace_id.hex(),
@@ -166,7 +186,7 @@ def entries_of_hops(
                 end,
                 status,
                 clean(span.status_message),
-                span.attributes,
+                attributes,
                 0,
                 [
                     [clean(name), moment if 0 <= moment <= _MAX_NS else 0, values]
@@ -244,6 +264,7 @@ class HopChunkWriter:
         "_low",
         "_root_start",
         "_root_trace",
+        "_shared",
         "_traces",
         "count",
     )
@@ -257,6 +278,7 @@ class HopChunkWriter:
         self._data = bytearray(self._head)
         self._traces = bytearray()
         self._events: list[str] = []
+        self._shared: set[int] = set()
         self._low = _AFTER_ALL
         self._last_start = self._root_start = _BEFORE_ALL
         self._last_trace = self._root_trace = b""
@@ -285,6 +307,8 @@ class HopChunkWriter:
             self._root_start = start
             self._root_trace = trace_id
         self._traces += trace_id
+        if span.shared >= 0:
+            self._shared.add(span.shared)
         event = span.attributes.get(_EVENT_ID)
         if event:
             self._events.append(event if type(event) is str else str(event))
@@ -295,7 +319,14 @@ class HopChunkWriter:
         if not self.count:
             return None
         data = self._data
-        data[-1:] = b"]]"  # the last span's comma closes the span list and the chunk
+        if self._shared:
+            # The last span's comma closes the span list; the shared sets its spans name follow.
+            data[-1:] = b"],"
+            table = {str(index): shared_attributes[index] for index in sorted(self._shared)}
+            _encode_table(table, data)
+            data += b"]"
+        else:
+            data[-1:] = b"]]"  # the last span's comma closes the span list and the chunk
         text = data.decode()
         events = self._events
         count = self.count
@@ -323,6 +354,20 @@ _EVENT_ID = attr.EVENT_ID
 _AFTER_ALL = 1 << 64
 _BEFORE_ALL = -(1 << 64)
 _span_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def _encode_table(table: dict[str, dict[str, Any]], into: bytearray) -> None:
+    """Append the shared sets of a chunk, cleaned if need be; ``{}`` if even that fails."""
+    mark = len(into)
+    for value in (table, None):
+        try:
+            _span_encoder.encode_into(table if value is not None else clean_value(table), into, -1)
+        except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
+            del into[mark:]
+            continue
+        return
+    log.warning("telemetry.shared_attributes_unencodable", sets=len(table))
+    into += b"{}"
 
 
 def _encode_cleaned(span: HopSpan, into: bytearray) -> bool:
@@ -374,8 +419,10 @@ def decode(data: str, fmt: int = ENTRIES) -> tuple[list[dict[str, Any]], list[En
         msgspec.DecodeError, ValueError: ``data`` is not a chunk of format ``fmt``.
     """
     if fmt == HOPS:
-        resource, scope, spans = _hops_decoder.decode(data)
-        resources, entries, _ = entries_of_hops(spans, resource, scope)
+        chunk = _hops_decoder.decode(data)
+        resources, entries, _ = entries_of_hops(
+            chunk.spans, chunk.resource, chunk.scope, chunk.shared
+        )
         return resources, entries
     resources, entries = decode_json(data)
     return resources, entries

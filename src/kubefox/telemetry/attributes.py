@@ -40,6 +40,9 @@ EVENT_ID: Final = "kubefox.event.id"
 EVENT_PARENT_ID: Final = "kubefox.event.parent_id"
 EVENT_TYPE: Final = "kubefox.event.type"
 EVENT_CATEGORY: Final = "kubefox.event.category"
+#: The sender of an event the broker routes.
+SOURCE_NAME: Final = "kubefox.event.source.name"
+SOURCE_APP: Final = "kubefox.event.source.app"
 #: The app and component handling the event (set by roles that serve many of them).
 APP: Final = "kubefox.app"
 COMPONENT: Final = "kubefox.component"

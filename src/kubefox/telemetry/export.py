@@ -365,7 +365,7 @@ class OtlpDestination:
             context=context,
             parent=parent,
             resource=self._resource,
-            attributes=span.attributes,
+            attributes=span.all_attributes(),
             events=[Event(name, attributes, moment) for name, moment, attributes in span.events],
             kind=SpanKind(max(span.kind - 1, 0)),
             instrumentation_scope=self._scope,

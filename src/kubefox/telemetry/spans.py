@@ -65,13 +65,52 @@ class _IdSource:
 ids = _IdSource()
 
 
+class SharedAttributes:
+    """Attribute sets many spans of a process have in common, each kept once, by index.
+
+    The spans of one hop differ in little but their event ids: the context,
+    the target, the route are the same for every event of a kind. A span
+    names such a set by its index (:attr:`HopSpan.shared`), and a chunk of
+    spans holds each set it uses once (:mod:`kubefox.telemetry._chunks`),
+    so a span is about half the bytes to encode, send and store.
+
+    Sets are only added (an index stays valid for the life of the process),
+    at most ``limit`` of them; past it :meth:`add` answers -1 and the caller
+    keeps the attributes on the span itself.
+    """
+
+    __slots__ = ("_sets", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._sets: list[dict[str, Any]] = []
+        self.limit = limit
+
+    def add(self, values: dict[str, Any]) -> int:
+        """Keep ``values`` (not to be changed after); its index, or -1 when the table is full."""
+        if len(self._sets) >= self.limit:
+            return -1
+        self._sets.append(values)
+        return len(self._sets) - 1
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._sets[index]
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+
+#: This process's shared attribute sets.
+shared_attributes = SharedAttributes()
+
+
 class HopSpan(msgspec.Struct, array_like=True, gc=False):
     """One span, as recorded on the hot path and sent as it is (msgpack, array-like).
 
     Ids are raw bytes (16 for the trace, 8 for spans; the parent is empty for
     a root), times Unix nanoseconds (``end_ns`` 0 until ended), ``kind`` and
     ``status_code`` OTLP's numbers; ``events`` holds ``(name, time_ns,
-    attributes)`` triples.
+    attributes)`` triples; ``shared`` names a set of :data:`shared_attributes`
+    the span has besides its own.
 
     Not tracked by the garbage collector (``gc=False``), and ``events`` is a
     tuple: thousands of spans wait in a batch for up to half a second, and
@@ -89,6 +128,14 @@ class HopSpan(msgspec.Struct, array_like=True, gc=False):
     status_message: str = ""
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     events: tuple[tuple[str, int, dict[str, Any]], ...] = ()
+    #: The set of :data:`shared_attributes` the span has too (its index), or -1.
+    shared: int = -1
+
+    def all_attributes(self) -> dict[str, Any]:
+        """Every attribute of the span: its shared ones, then its own."""
+        if self.shared < 0:
+            return self.attributes
+        return {**shared_attributes[self.shared], **self.attributes}
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute."""

@@ -28,10 +28,11 @@ from typing import Any, Protocol
 from kubefox.core.events import Category, Event, SpanContext
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
-from kubefox.telemetry.spans import SAMPLED, HopSpan, ids
+from kubefox.telemetry.spans import SAMPLED, HopSpan, ids, shared_attributes
 
 __all__ = [
     "SAMPLED",
+    "HopAttributes",
     "HopSpan",
     "HopTracer",
     "SpanSink",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 _HEX = frozenset("0123456789abcdef")
+_getrandbits = random.getrandbits
 _KINDS = {
     "internal": int(SpanKind.INTERNAL),
     "server": int(SpanKind.SERVER),
@@ -108,13 +110,17 @@ def log_ids(span: SpanContext | None) -> dict[str, str]:
 
 def event_attributes(event: Event) -> dict[str, Any]:
     """The attributes every hop puts on its span: the event, its context and its target."""
-    context = event.context
-    values: dict[str, Any] = {
-        attr.EVENT_ID: event.id,
-        attr.EVENT_CATEGORY: _CATEGORY_NAMES[event.category],
-    }
+    values: dict[str, Any] = {attr.EVENT_ID: event.id}
     if event.parent_id:
         values[attr.EVENT_PARENT_ID] = event.parent_id
+    values.update(_kind_attributes(event))
+    return values
+
+
+def _kind_attributes(event: Event) -> dict[str, Any]:
+    """What :func:`event_attributes` holds besides the event's own ids."""
+    context = event.context
+    values: dict[str, Any] = {attr.EVENT_CATEGORY: _CATEGORY_NAMES[event.category]}
     if event.type:
         values[attr.EVENT_TYPE] = event.type
     if context.virtual_environment:
@@ -132,6 +138,66 @@ def event_attributes(event: Event) -> dict[str, Any]:
         if target.hash:
             values[attr.HASH] = target.hash
     return values
+
+
+class HopAttributes:
+    """:func:`event_attributes` of one hop's events, what events of a kind share kept once.
+
+    Events of one kind (category, type, context, target, and sender when
+    asked) differ in their ids only: the rest is built the first time, kept
+    in :data:`~kubefox.telemetry.spans.shared_attributes`, and named by its
+    index on every span of that kind after, so a sampled hop builds a dict of
+    two ids instead of a dozen attributes, and its span encodes in half the
+    bytes. At most ``limit`` kinds are remembered (past it the table starts
+    anew); when the process's shared table is full a kind's attributes go on
+    each span itself, as before.
+
+    Args:
+        source: whether the sender's app and name are attributes too (the broker's spans).
+        extra: attributes every span of the hop carries, whatever its event.
+        limit: kinds remembered at most.
+    """
+
+    __slots__ = ("_extra", "_kinds", "_limit", "_source")
+
+    def __init__(
+        self, *, source: bool = False, extra: dict[str, Any] | None = None, limit: int = 1024
+    ) -> None:
+        self._source = source
+        self._extra = dict(extra or {})
+        self._limit = limit
+        self._kinds: dict[Any, tuple[int, dict[str, Any]]] = {}
+
+    def of(self, event: Event) -> tuple[dict[str, Any], int]:
+        """A new dict of ``event``'s own attributes, and the index of those of its kind.
+
+        With an index of -1 the dict holds them all (see :meth:`HopSpan.all_attributes
+        <kubefox.telemetry.spans.HopSpan.all_attributes>`).
+        """
+        source = event.source if self._source else None
+        key = (event.category, event.type, event.context, event.target, source)
+        kind = self._kinds.get(key)
+        if kind is None:
+            values = self._kind(event)
+            kind = (shared_attributes.add(values), values)
+            if len(self._kinds) >= self._limit:
+                self._kinds.clear()
+            self._kinds[key] = kind
+        index, kind_values = kind
+        own = {attr.EVENT_ID: event.id}
+        if event.parent_id:
+            own[attr.EVENT_PARENT_ID] = event.parent_id
+        if index < 0:
+            own.update(kind_values)
+        return own, index
+
+    def _kind(self, event: Event) -> dict[str, Any]:
+        values = _kind_attributes(event)
+        if self._source:
+            values[attr.SOURCE_NAME] = event.source.name
+            values[attr.SOURCE_APP] = event.source.app
+        values.update(self._extra)
+        return values
 
 
 def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:
@@ -184,12 +250,14 @@ class HopTracer:
         attributes: dict[str, Any] | None = None,
         force: bool = False,
         start_time: int | None = None,
+        shared: int = -1,
     ) -> HopSpan:
         """A recording span (call :meth:`wants` first); ``parent`` may be remote.
 
         Under a parent the span continues the parent's trace (even an unsampled
         one when forced); without one it starts a new trace. The span keeps
-        the ``attributes`` dict it is given (a fresh one per span: no copy).
+        the ``attributes`` dict it is given (a fresh one per span: no copy),
+        and has the ``shared`` set of attributes too (see :class:`HopAttributes`).
         """
         if parent is not None and len(parent.trace_id) == 16:
             trace_id = parent.trace_id
@@ -200,7 +268,9 @@ class HopTracer:
         # Positional, in field order: built in C without matching keywords (every hop, every span).
         return HopSpan(
             trace_id,
-            ids.take(8),
+            # What ids.take(8) gives, without its call: every span of every sampled hop.
+            # Zero (one draw in 2**64) is no valid span id; 1 stands in for it.
+            (_getrandbits(64) or 1).to_bytes(8, "big"),
             parent_id,
             name,
             _KINDS[kind],
@@ -209,6 +279,8 @@ class HopTracer:
             0,
             "",
             {} if attributes is None else attributes,
+            (),
+            shared,
         )
 
     def end(

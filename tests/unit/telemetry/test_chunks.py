@@ -6,7 +6,7 @@ import msgspec
 
 from kubefox.telemetry import _chunks
 from kubefox.telemetry._sql import ROW_OVERHEAD
-from kubefox.telemetry.spans import HopSpan
+from kubefox.telemetry.spans import HopSpan, shared_attributes
 from tests.unit.telemetry.hops import TRACE, hop
 
 RESOURCE = {"service.name": "httpsrv", "kubefox.platform": "demo"}
@@ -86,3 +86,35 @@ def test_a_span_that_cannot_be_encoded_is_left_out_not_raised() -> None:
     assert [entry[_chunks.NAME] for entry in entries] == ["hop 1", "hop 3"]
     assert row.count == 2
     assert row.traces == TRACE.hex() * 2
+
+
+def test_a_chunk_holds_each_shared_set_its_spans_name_once() -> None:
+    """Spans naming a shared set read back with its attributes; the chunk stores it once."""
+    index = shared_attributes.add({"kubefox.app": "hello", "kubefox.component": "backend"})
+    spans = [hop(1), hop(2), hop(3, attributes={"kubefox.component": "own wins"})]
+    for span in spans:
+        span.shared = index
+
+    row = _chunks.hop_chunk(RESOURCE, "scope", spans)
+    _, entries = _chunks.decode(row.data, row.format)
+
+    assert row.data.count('"kubefox.app"') == 1
+    assert [entry[_chunks.ATTRS] for entry in entries] == [
+        {"kubefox.app": "hello", "kubefox.component": "backend", "kubefox.event.id": "ev-1"},
+        {"kubefox.app": "hello", "kubefox.component": "backend", "kubefox.event.id": "ev-2"},
+        {"kubefox.app": "hello", "kubefox.component": "own wins", "kubefox.event.id": "ev-3"},
+    ]
+
+
+def test_a_chunk_without_shared_sets_or_with_an_unknown_one_still_reads() -> None:
+    """A chunk of before shared sets reads as it did; a set the chunk lacks adds nothing."""
+    old = msgspec.json.encode([RESOURCE, "scope", [hop(1)]]).decode()
+    stray = hop(2)
+    stray.shared = 7
+    lacking = msgspec.json.encode([RESOURCE, "scope", [stray], {"1": {"x": 1}}]).decode()
+
+    _, old_entries = _chunks.decode(old, _chunks.HOPS)
+    _, lacking_entries = _chunks.decode(lacking, _chunks.HOPS)
+
+    assert old_entries[0][_chunks.ATTRS] == {"kubefox.event.id": "ev-1"}
+    assert lacking_entries[0][_chunks.ATTRS] == {"kubefox.event.id": "ev-2"}

@@ -16,7 +16,9 @@ from kubefox.core.events import (
 )
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
+from kubefox.telemetry.spans import shared_attributes
 from kubefox.telemetry.tracing import (
+    HopAttributes,
     HopSpan,
     HopTracer,
     event_attributes,
@@ -193,3 +195,62 @@ def test_kit_settings_read_the_telemetry_variables() -> None:
         **wanted.to_environ(TELEMETRY_PREFIX),
     }
     assert KitSettings.from_environ(environ).telemetry == wanted
+
+
+def _event(event_id: str, *, ve: str = "qa") -> Event:
+    return Event(
+        id=event_id,
+        parent_id=f"parent-of-{event_id}",
+        category=Category.REQUEST,
+        context=EventContext(platform="demo", virtual_environment=ve, app_deployment="d"),
+        source=Component(app="hello", name="frontend"),
+        target=Component(app="hello", name="backend", hash="abc"),
+    )
+
+
+def test_events_of_a_kind_share_everything_but_their_ids() -> None:
+    """A span gets its event's ids; the rest is one shared set per kind, the same for all."""
+    hop_attributes = HopAttributes(source=True, extra={attr.ROUTE_ID: 3})
+
+    first, first_set = hop_attributes.of(_event("e1"))
+    second, second_set = hop_attributes.of(_event("e2"))
+    _, other_set = hop_attributes.of(_event("e3", ve="prod"))
+
+    assert first == {attr.EVENT_ID: "e1", attr.EVENT_PARENT_ID: "parent-of-e1"}
+    assert second == {attr.EVENT_ID: "e2", attr.EVENT_PARENT_ID: "parent-of-e2"}
+    assert first_set == second_set >= 0
+    assert other_set not in (first_set, -1)
+    assert shared_attributes[first_set] == {
+        attr.EVENT_CATEGORY: "REQUEST",
+        attr.VIRTUAL_ENVIRONMENT: "qa",
+        attr.APP_DEPLOYMENT: "d",
+        attr.APP: "hello",
+        attr.COMPONENT: "backend",
+        attr.HASH: "abc",
+        attr.SOURCE_NAME: "frontend",
+        attr.SOURCE_APP: "hello",
+        attr.ROUTE_ID: 3,
+    }
+    assert shared_attributes[other_set][attr.VIRTUAL_ENVIRONMENT] == "prod"
+
+
+def test_a_span_of_a_shared_kind_has_all_of_event_attributes() -> None:
+    """all_attributes() is what event_attributes() gives, shared set or not."""
+    event = _event("e1")
+    own, index = HopAttributes().of(event)
+    span = _tracer()[0].start("hop", parent=SAMPLED, attributes=own, shared=index)
+
+    assert span.all_attributes() == event_attributes(event)
+
+
+def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the table's limit nothing is shared: each span carries every attribute."""
+    monkeypatch.setattr(shared_attributes, "limit", len(shared_attributes))
+    event = _event("e1", ve="full")
+
+    own, index = HopAttributes().of(event)
+
+    assert index == -1
+    assert own == event_attributes(event)

@@ -56,6 +56,7 @@ from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIM
 from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bind_request
+from kubefox.telemetry.spans import shared_attributes
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
@@ -198,16 +199,18 @@ def trace_request(scope: Scope) -> tuple[SpanContext | None, bool]:
     return parent, force
 
 
-def _add_routed_attributes(attributes: dict[str, Any], routed: Routed) -> None:
+def _routed_attributes(routed: Routed) -> dict[str, Any]:
     target = routed.target
     context = routed.context.event_context
-    attributes[attr.APP] = target.app
-    attributes[attr.COMPONENT] = target.name
-    attributes[attr.HASH] = target.hash
-    attributes[attr.APP_DEPLOYMENT] = context.app_deployment
-    attributes[attr.VIRTUAL_ENVIRONMENT] = context.virtual_environment
-    attributes[attr.RELEASE_MANIFEST] = context.release_manifest
-    attributes[attr.ROUTE_ID] = routed.route_id
+    return {
+        attr.APP: target.app,
+        attr.COMPONENT: target.name,
+        attr.HASH: target.hash,
+        attr.APP_DEPLOYMENT: context.app_deployment,
+        attr.VIRTUAL_ENVIRONMENT: context.virtual_environment,
+        attr.RELEASE_MANIFEST: context.release_manifest,
+        attr.ROUTE_ID: routed.route_id,
+    }
 
 
 class HttpAdapter:
@@ -258,6 +261,9 @@ class HttpAdapter:
         self._max_event_size = max_event_size
         self._bare_context = EventContext(platform=platform)
         self._subjects: dict[Component, str] = {}
+        self._routed_attributes: dict[
+            tuple[int, Component, EventContext], tuple[int, dict[str, Any]]
+        ] = {}
 
     @property
     def source(self) -> Component:
@@ -402,7 +408,7 @@ class HttpAdapter:
             self.in_flight -= 1
         if span is not None and tracer is not None:
             if routed is not None:
-                _add_routed_attributes(span.attributes, routed)
+                self._add_routed(span, routed)
             tracer.end(span, status_code=status, error=failure)
         metrics = self._metrics
         if metrics is not None:
@@ -422,6 +428,20 @@ class HttpAdapter:
             metrics.observe(time.perf_counter() - started, key)
             if isinstance(failure, KubeFoxError):
                 metrics.failed_key(key, failure.code)
+
+    def _add_routed(self, span: HopSpan, routed: Routed) -> None:
+        """Give ``span`` the attributes of where it was routed: shared, built once per route."""
+        known_key = (routed.route_id, routed.target, routed.context.event_context)
+        known = self._routed_attributes.get(known_key)
+        if known is None:
+            if len(self._routed_attributes) >= _MAX_CACHED_SUBJECTS:
+                self._routed_attributes.clear()
+            values = _routed_attributes(routed)
+            known = self._routed_attributes[known_key] = (shared_attributes.add(values), values)
+        if known[0] >= 0:
+            span.shared = known[0]
+        else:
+            span.attributes.update(known[1])
 
     async def _forward(
         self, event: Event, routed: Routed, limits: Limits, deadline: float
