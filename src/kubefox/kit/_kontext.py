@@ -69,6 +69,8 @@ class Session:
     clock: Callable[[], float]
     #: Records the spans of calls to dependencies in sampled traces; ``None``: no tracing.
     tracer: HopTracer | None = None
+    #: Per dependency: its call spans' name and the attributes they share (index, values).
+    call_spans: dict[str, tuple[str, int, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 class Kontext:
@@ -456,15 +458,14 @@ class Kontext:
         span = None
         if tracer is not None and parent is not None:
             # A client span, which the request carries as its parent span.
+            name, shared, common = session.call_spans.get(dependency.name) or _call_span(
+                session, dependency
+            )
+            attributes = {attr.EVENT_PARENT_ID: self.event.id}
+            if shared < 0:
+                attributes.update(common)
             span = tracer.start(
-                f"Send REQUEST to {dependency.name}",
-                parent=parent,
-                kind="client",
-                attributes={
-                    attr.EVENT_PARENT_ID: self.event.id,
-                    attr.COMPONENT: dependency.name,
-                    attr.APP: session.identity.app,
-                },
+                name, parent=parent, kind="client", attributes=attributes, shared=shared
             )
             parent = span.context
         request = self.event.child(
@@ -506,6 +507,16 @@ class Kontext:
         if reply.type == TYPE_ERROR:
             raise codec.error_from_event(reply)
         return Reply(reply)
+
+
+def _call_span(session: Session, dependency: Dependency) -> tuple[str, int, dict[str, Any]]:
+    """The name and shared attributes of the spans of calls to ``dependency``, made once."""
+    from kubefox.telemetry.spans import shared_attributes  # loaded only with a tracer
+
+    common = {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
+    known = (f"Send REQUEST to {dependency.name}", shared_attributes.add(common), common)
+    session.call_spans[dependency.name] = known
+    return known
 
 
 def _body(
