@@ -73,11 +73,12 @@ def measure_in_turns(
     concurrency: Sequence[int],
     *,
     rounds: int = 1,
+    seconds: float | None = None,
 ) -> tuple[Phases, Cpu, Rounds]:
     """Check every system answers, then load each in turn at every concurrency.
 
     With ``rounds`` > 1 the systems take turns that many times, each phase
-    lasting :func:`~bench.options.duration` / ``rounds`` and each round
+    lasting ``seconds`` (:func:`~bench.options.duration` / ``rounds`` unless given) and each round
     starting with the next system: a drift of the machine's speed (other
     work on it, or what the previous system left running) then falls on
     every system alike instead of on whichever one ran during it. Each
@@ -89,7 +90,8 @@ def measure_in_turns(
     phases: Phases = {}
     cpu: Cpu = {}
     per_round: Rounds = {}
-    seconds = duration() / rounds
+    if seconds is None:
+        seconds = duration() / rounds
     for connections in concurrency:
         parts: dict[str, list[LoadResult]] = {name: [] for name in urls}
         used: dict[str, dict[str, float]] = {name: {} for name in urls}
