@@ -34,6 +34,9 @@ from kubefox.core.errors import InvalidError, NotFoundError
 #: role and component exports each half second; components post theirs over HTTP):
 #: a trace younger than this may still grow, and the latest one may not be in yet.
 SETTLE_SECONDS = 1.2
+#: Under load roles export every two seconds (``SpanBatcher``'s busy delay): a trace
+#: not found yet is looked for again until it is this old.
+BUSY_SETTLE_SECONDS = 3.0
 
 
 def _trace_from_json(document: dict[str, Any]) -> Any:
@@ -113,16 +116,13 @@ def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, 
     ``curl ... && fox trace --last`` runs a moment after the request ended, when
     some of its spans may still be on their way: a trace not found yet, or one
     whose newest span ended less than :data:`SETTLE_SECONDS` ago, is fetched
-    again once that time has passed. For the ``latest`` trace, the one found
+    again once that time has passed (one not found, until
+    :data:`BUSY_SETTLE_SECONDS` have passed). For the ``latest`` trace, the one found
     may be an older request's while the newest is not stored yet: it is
     fetched again unless :data:`SETTLE_SECONDS` have passed since ``fox``
     started (so after any request the shell ran before it).
     """
-    try:
-        document = fetch()
-    except NotFoundError:
-        time.sleep(SETTLE_SECONDS)
-        return fetch()
+    document = _found(fetch, time.monotonic() + BUSY_SETTLE_SECONDS)
     newest = max((int(span["end_ns"]) for span in document.get("spans", [])), default=0)
     now = time.time()
     wait = SETTLE_SECONDS - (now - newest / 1e9)
@@ -132,6 +132,17 @@ def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, 
         time.sleep(wait)
         document = fetch()
     return document
+
+
+def _found(fetch: Callable[[], dict[str, Any]], deadline: float) -> dict[str, Any]:
+    """What ``fetch`` returns, fetched again while it is not found until ``deadline``."""
+    while True:
+        try:
+            return fetch()
+        except NotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(SETTLE_SECONDS / 2, max(0.0, deadline - time.monotonic())))
 
 
 @reports_errors

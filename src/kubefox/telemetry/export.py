@@ -1,8 +1,8 @@
 """Hop spans leave the process in batches, cut and encoded on the event loop.
 
 :class:`SpanBatcher` takes each ended :class:`~kubefox.telemetry.spans.HopSpan`
-with one ``list.append`` on the hot path; a task of the role's event loop
-wakes every ``delay`` seconds and hands the batch to every destination:
+on the hot path; a task of the role's event loop wakes every ``delay``
+seconds (``busy_delay`` under load) and hands the batch to every destination:
 
 * :class:`StoreDestination`: straight into the platform's telemetry store
   (httpsrv and the broker run in the platform process: no HTTP round trip);
@@ -50,6 +50,10 @@ log = structlog.get_logger(__name__)
 
 #: Seconds between two exports: short, so ``fox trace`` finds a request made a moment ago.
 DEFAULT_DELAY = 0.5
+#: Seconds between two exports under load (see :class:`SpanBatcher`).
+DEFAULT_BUSY_DELAY = 2.0
+#: Spans waiting at an export's time that make it a busy one (500 a second and more).
+DEFAULT_BUSY_SPANS = 250
 DEFAULT_MAX_BATCH = 2048
 DEFAULT_MAX_QUEUE = 16384
 
@@ -89,12 +93,23 @@ class SpanBatcher:
     so they are called from another thread (``TelemetryProviders.aflush`` and
     ``aclose`` do), never on that loop.
 
+    *Decision, measured:* under load an export is sent every ``busy_delay``
+    seconds instead of every ``delay``: when ``busy_spans`` or more spans
+    wait at an export's time, it is put off until ``busy_delay`` has passed
+    since the last one (or half the queue is taken). What an export costs
+    barely depends on its size: at 50 connections on hello-world, exporting
+    every 2 s instead of every 0.5 s gave 9 % more throughput with every
+    request traced (5 % in the median round; 18 alternating rounds). A
+    developer's few requests still leave within ``delay``.
+
     Args:
         destinations: every batch of spans goes to each of them.
         chunks: every batch, as a chunk of ``resource`` and ``scope``, goes to each of them.
         resource: resource attributes of every span (the role's), for ``chunks``.
         scope: the instrumentation scope's name, for ``chunks``.
         delay: seconds between two exports.
+        busy_delay: seconds between two exports while ``busy_spans`` or more wait.
+        busy_spans: spans waiting that make an export's time a busy one.
         max_batch: spans per batch (and chunk) at most.
         max_queue: spans kept waiting at most; more are dropped (counted in ``dropped``).
     """
@@ -107,12 +122,16 @@ class SpanBatcher:
         resource: Mapping[str, Any] | None = None,
         scope: str = "",
         delay: float = DEFAULT_DELAY,
+        busy_delay: float = DEFAULT_BUSY_DELAY,
+        busy_spans: int = DEFAULT_BUSY_SPANS,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         self.destinations = tuple(destinations)
         self.chunks = tuple(chunks)
         self.delay = delay
+        self.busy_delay = max(delay, busy_delay)
+        self.busy_spans = busy_spans
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.dropped = 0
@@ -156,8 +175,18 @@ class SpanBatcher:
         self._task = loop.create_task(self._run(), name="kubefox-spans")
 
     async def _run(self) -> None:
+        clock = asyncio.get_running_loop().time
+        last = clock()
         while True:
             await asyncio.sleep(self.delay)
+            waiting = self._waiting
+            if (
+                waiting >= self.busy_spans
+                and waiting < self.max_queue // 2
+                and clock() - last < self.busy_delay - self.delay / 2
+            ):
+                continue  # busy: this export waits for the busy delay (see the class)
+            last = clock()
             await self._export()
 
     async def _export(self) -> None:

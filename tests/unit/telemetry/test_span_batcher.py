@@ -69,6 +69,42 @@ async def test_batches_go_out_on_their_own_after_the_delay() -> None:
     assert _names(kept) == ["hop 0", "hop 1", "hop 2"]
 
 
+async def test_under_load_batches_wait_for_the_busy_delay() -> None:
+    """With busy_spans or more waiting, an export waits busy_delay; fewer leave after delay."""
+    loop = asyncio.get_running_loop()
+    busy, quiet = Kept(), Kept()
+    busy_batcher = SpanBatcher([busy], delay=0.02, busy_delay=0.5, busy_spans=3)
+    quiet_batcher = SpanBatcher([quiet], delay=0.02, busy_delay=0.5, busy_spans=3)
+    started = loop.time()
+    _emit(HopTracer(busy_batcher), 3)
+    _emit(HopTracer(quiet_batcher), 2)
+
+    async with asyncio.timeout(5):
+        await quiet.sent.wait()
+        quiet_after = loop.time() - started
+        await busy.sent.wait()
+        busy_after = loop.time() - started
+    await asyncio.to_thread(busy_batcher.shutdown)
+    await asyncio.to_thread(quiet_batcher.shutdown)
+
+    assert quiet_after < 0.4 <= busy_after
+    assert _names(busy) == ["hop 0", "hop 1", "hop 2"]
+
+
+async def test_a_busy_batcher_sends_before_half_its_queue_is_taken() -> None:
+    """The busy delay never lets more than half of max_queue wait: no span is dropped for it."""
+    kept = Kept()
+    batcher = SpanBatcher([kept], delay=0.02, busy_delay=30.0, busy_spans=1, max_queue=8)
+    _emit(HopTracer(batcher), 4)
+
+    async with asyncio.timeout(5):
+        await kept.sent.wait()
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert _names(kept) == [f"hop {n}" for n in range(4)]
+    assert batcher.dropped == 0
+
+
 async def test_the_queue_is_bounded_and_batches_are_cut_at_max_batch() -> None:
     """Over max_queue waiting spans are dropped and counted; a batch holds max_batch at most."""
     kept = Kept()
