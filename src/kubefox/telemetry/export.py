@@ -7,17 +7,20 @@ seconds (``busy_delay`` under load) and hands the batch to every destination:
 * :class:`StoreDestination`: straight into the platform's telemetry store
   (httpsrv and the broker run in the platform process: no HTTP round trip);
 * :class:`PackedDestination`: from a component, the batch's chunk, built
-  here and posted (msgpack) to the platform's receiver
+  here and posted (msgpack, on the loop) to the platform's receiver
   (:data:`~kubefox.telemetry.spans.PACKED_PATH`), which stores it as it is;
 * :class:`OtlpDestination`: OTLP to an external collector through the
   OpenTelemetry SDK's own exporter (protobuf, its headers and retries).
 
 *Decision:* the batch is cut and encoded on the event loop (a msgspec call
-of about a microsecond per span), and only blocking I/O goes to a worker
-thread. Python work on a second thread, however little, made the loop's
-thread wait for the GIL after each of its system calls (the convoy effect):
-measured in the platform at 100 % sampling, socket writes and ``getrandom``
-took three to five times as long per call while a thread built batches.
+of about a microsecond per span), a component's chunk is posted on the loop
+too, and only the SQLite store and an external collector's exporter (blocking
+APIs) run on a worker thread. Python work on a second thread, however little,
+made the loop's thread wait for the GIL after each of its system calls (the
+convoy effect): measured in the platform at 100 % sampling, socket writes and
+``getrandom`` took three to five times as long per call while a thread built
+batches, and posting chunks with ``http.client`` from a worker thread cost 4 %
+of the throughput (see :mod:`kubefox.telemetry._post`).
 
 A destination that fails logs it and loses that batch; the others still
 get it. Spans beyond ``max_queue`` waiting are dropped and counted, so a
@@ -29,15 +32,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import http.client
-import time
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from kubefox.telemetry._chunks import ChunkRow, HopChunkWriter, decode, pack_row, record
+from kubefox.telemetry._post import Poster, on_loop
 from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan
 
 if TYPE_CHECKING:
@@ -76,13 +77,6 @@ class ChunkDestination(Protocol):
 
     def shutdown(self) -> None:
         """Release connections; no send follows."""
-
-
-def _on(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 class SpanBatcher:
@@ -220,7 +214,7 @@ class SpanBatcher:
             if self._waiting:
                 asyncio.run(self._export())  # destinations bound to no loop (tests)
             return True
-        if _on(loop):
+        if on_loop(loop):
             loop.create_task(self._export())  # cannot wait here without blocking the loop
             return False
         try:
@@ -282,9 +276,10 @@ async def store_chunk(store: TelemetryStore, row: ChunkRow) -> None:
 
 
 class PackedDestination:
-    """One msgpack POST per chunk to the platform's receiver (keep-alive, one retry).
+    """One msgpack POST per chunk to the platform's receiver, on the event loop (one retry).
 
-    The chunk is packed on the loop; the POST runs in a worker thread.
+    The chunk is packed and posted on the batcher's loop over a kept-alive
+    connection (:class:`~kubefox.telemetry._post.Poster`): no worker thread.
 
     Args:
         base_url: the receiver's base URL (``http://127.0.0.1:PORT``).
@@ -292,51 +287,28 @@ class PackedDestination:
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        parts = urllib.parse.urlsplit(base_url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._path = parts.path + PACKED_PATH
+        self._poster = Poster(base_url.rstrip("/") + PACKED_PATH, content_type=PACKED_MEDIA_TYPE)
         self.timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
 
     async def send_chunk(self, row: ChunkRow) -> None:
-        """Pack ``row`` here, POST it from a worker thread."""
-        await asyncio.to_thread(self.post, pack_row(row), row.count)
-
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._host, self._port, timeout=self.timeout)
-        return self._connection
-
-    def post(self, body: bytes, count: int) -> None:
-        """POST one packed chunk; ``OSError``/``RuntimeError`` if it was not taken."""
-        headers = {"Content-Type": PACKED_MEDIA_TYPE}
-        for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
-            connection = self._connect()
-            try:
-                connection.request("POST", self._path, body=body, headers=headers)
-                answer = connection.getresponse()
-                answer.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                self._connection = None
-                if attempt == 2:
-                    raise
-                time.sleep(0.05)
-                continue
-            if answer.status != 200:
-                raise RuntimeError(f"the receiver answered {answer.status} to {count} spans")
-            return
+        """POST ``row`` packed; ``OSError``, ``RuntimeError`` or ``TimeoutError`` if not taken."""
+        body = pack_row(row)
+        async with asyncio.timeout(self.timeout):
+            for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
+                try:
+                    status = await self._poster.post(body)
+                except (OSError, ValueError, asyncio.IncompleteReadError):
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.05)
+                    continue
+                if status != 200:
+                    raise RuntimeError(f"the receiver answered {status} to {row.count} spans")
+                return
 
     def shutdown(self) -> None:
-        """Close the connection."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close the connection, on its loop (``SpanBatcher.shutdown`` runs on another thread)."""
+        self._poster.close()
 
 
 class OtlpDestination:
