@@ -50,6 +50,7 @@ from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bound_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
+    from kubefox.telemetry.spans import SharedSet
     from kubefox.telemetry.tracing import HopTracer
 
 _NS = 1_000_000_000
@@ -69,8 +70,8 @@ class Session:
     clock: Callable[[], float]
     #: Records the spans of calls to dependencies in sampled traces; ``None``: no tracing.
     tracer: HopTracer | None = None
-    #: Per dependency: its call spans' name and the attributes they share (index, values).
-    call_spans: dict[str, tuple[str, int, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    #: Per dependency: its call spans' name and the attributes they share.
+    call_spans: dict[str, tuple[str, SharedSet]] = dataclasses.field(default_factory=dict)
 
 
 class Kontext:
@@ -458,12 +459,11 @@ class Kontext:
         span = None
         if tracer is not None and parent is not None:
             # A client span, which the request carries as its parent span.
-            name, shared, common = session.call_spans.get(dependency.name) or _call_span(
+            name, common = session.call_spans.get(dependency.name) or _call_span(
                 session, dependency
             )
             attributes = {attr.EVENT_PARENT_ID: self.event.id}
-            if shared < 0:
-                attributes.update(common)
+            shared = common.onto(attributes)
             span = tracer.start(
                 name, parent=parent, kind="client", attributes=attributes, shared=shared
             )
@@ -509,12 +509,12 @@ class Kontext:
         return Reply(reply)
 
 
-def _call_span(session: Session, dependency: Dependency) -> tuple[str, int, dict[str, Any]]:
+def _call_span(session: Session, dependency: Dependency) -> tuple[str, SharedSet]:
     """The name and shared attributes of the spans of calls to ``dependency``, made once."""
     from kubefox.telemetry.spans import shared_attributes  # loaded only with a tracer
 
     common = {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
-    known = (f"Send REQUEST to {dependency.name}", shared_attributes.add(common), common)
+    known = (f"Send REQUEST to {dependency.name}", shared_attributes.share(common))
     session.call_spans[dependency.name] = known
     return known
 

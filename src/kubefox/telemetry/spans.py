@@ -22,6 +22,7 @@ for user code.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import traceback
@@ -65,6 +66,20 @@ class _IdSource:
 ids = _IdSource()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SharedSet:
+    """One set of :data:`shared_attributes`: its index (-1 when the table was full), its values."""
+
+    index: int
+    values: dict[str, Any]
+
+    def onto(self, attributes: dict[str, Any]) -> int:
+        """The index a span with ``attributes`` names; with none, the values go into them."""
+        if self.index < 0:
+            attributes.update(self.values)
+        return self.index
+
+
 class SharedAttributes:
     """Attribute sets many spans of a process have in common, each kept once, by index.
 
@@ -75,22 +90,35 @@ class SharedAttributes:
     so a span is about half the bytes to encode, send and store.
 
     Sets are only added (an index stays valid for the life of the process),
-    at most ``limit`` of them; past it :meth:`add` answers -1 and the caller
-    keeps the attributes on the span itself.
+    and the same values added again get the index they already have, so a
+    cache of sets that starts anew does not fill the table. At most ``limit``
+    sets are kept; past it a new set gets -1 and the caller keeps the
+    attributes on the span itself (:meth:`SharedSet.onto`).
     """
 
-    __slots__ = ("_sets", "limit")
+    __slots__ = ("_indexes", "_sets", "limit")
 
     def __init__(self, limit: int = 4096) -> None:
         self._sets: list[dict[str, Any]] = []
+        self._indexes: dict[tuple[tuple[str, Any], ...], int] = {}
         self.limit = limit
 
-    def add(self, values: dict[str, Any]) -> int:
-        """Keep ``values`` (not to be changed after); its index, or -1 when the table is full."""
-        if len(self._sets) >= self.limit:
-            return -1
-        self._sets.append(values)
-        return len(self._sets) - 1
+    def share(self, values: dict[str, Any]) -> SharedSet:
+        """Keep ``values`` (not to be changed after) unless kept already; the set."""
+        key: tuple[tuple[str, Any], ...] | None = tuple(values.items())
+        try:
+            hash(key)
+        except TypeError:  # an unhashable value: kept as a set of its own
+            key = None
+        index = None if key is None else self._indexes.get(key)
+        if index is None:
+            if len(self._sets) >= self.limit:
+                return SharedSet(-1, values)
+            index = len(self._sets)
+            self._sets.append(values)
+            if key is not None:
+                self._indexes[key] = index
+        return SharedSet(index, values)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self._sets[index]

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from kubefox.core.events import Category, Event, SpanContext
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
-from kubefox.telemetry.spans import SAMPLED, HopSpan, ids, shared_attributes
+from kubefox.telemetry.spans import SAMPLED, HopSpan, SharedSet, ids, shared_attributes
 
 __all__ = [
     "SAMPLED",
@@ -166,7 +166,7 @@ class HopAttributes:
         self._source = source
         self._extra = dict(extra or {})
         self._limit = limit
-        self._kinds: dict[Any, tuple[int, dict[str, Any]]] = {}
+        self._kinds: dict[Any, SharedSet] = {}
 
     def of(self, event: Event) -> tuple[dict[str, Any], int]:
         """A new dict of ``event``'s own attributes, and the index of those of its kind.
@@ -178,18 +178,14 @@ class HopAttributes:
         key = (event.category, event.type, event.context, event.target, source)
         kind = self._kinds.get(key)
         if kind is None:
-            values = self._kind(event)
-            kind = (shared_attributes.add(values), values)
+            kind = shared_attributes.share(self._kind(event))
             if len(self._kinds) >= self._limit:
                 self._kinds.clear()
             self._kinds[key] = kind
-        index, kind_values = kind
         own = {attr.EVENT_ID: event.id}
         if event.parent_id:
             own[attr.EVENT_PARENT_ID] = event.parent_id
-        if index < 0:
-            own.update(kind_values)
-        return own, index
+        return own, kind.onto(own)
 
     def _kind(self, event: Event) -> dict[str, Any]:
         values = _kind_attributes(event)

@@ -90,7 +90,7 @@ def test_a_span_that_cannot_be_encoded_is_left_out_not_raised() -> None:
 
 def test_a_chunk_holds_each_shared_set_its_spans_name_once() -> None:
     """Spans naming a shared set read back with its attributes; the chunk stores it once."""
-    index = shared_attributes.add({"kubefox.app": "hello", "kubefox.component": "backend"})
+    index = shared_attributes.share({"kubefox.app": "hello", "kubefox.component": "backend"}).index
     spans = [hop(1), hop(2), hop(3, attributes={"kubefox.component": "own wins"})]
     for span in spans:
         span.shared = index

@@ -254,3 +254,16 @@ def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
 
     assert index == -1
     assert own == event_attributes(event)
+
+
+def test_kinds_remembered_anew_name_the_sets_they_had() -> None:
+    """A hop's cache of kinds starting anew does not add its kinds to the table again."""
+    hop_attributes = HopAttributes(limit=1)  # every new kind clears the cache
+    _, qa = hop_attributes.of(_event("e1", ve="anew-qa"))
+    size = len(shared_attributes)
+
+    _, prod = hop_attributes.of(_event("e2", ve="anew-prod"))
+    _, qa_again = hop_attributes.of(_event("e3", ve="anew-qa"))
+
+    assert qa_again == qa != prod
+    assert len(shared_attributes) == size + 1

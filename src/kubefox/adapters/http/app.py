@@ -56,7 +56,7 @@ from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIM
 from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bind_request
-from kubefox.telemetry.spans import shared_attributes
+from kubefox.telemetry.spans import SharedSet, shared_attributes
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
@@ -261,9 +261,7 @@ class HttpAdapter:
         self._max_event_size = max_event_size
         self._bare_context = EventContext(platform=platform)
         self._subjects: dict[Component, str] = {}
-        self._routed_attributes: dict[
-            tuple[int, Component, EventContext], tuple[int, dict[str, Any]]
-        ] = {}
+        self._routed_attributes: dict[tuple[int, Component, EventContext], SharedSet] = {}
 
     @property
     def source(self) -> Component:
@@ -436,12 +434,9 @@ class HttpAdapter:
         if known is None:
             if len(self._routed_attributes) >= _MAX_CACHED_SUBJECTS:
                 self._routed_attributes.clear()
-            values = _routed_attributes(routed)
-            known = self._routed_attributes[known_key] = (shared_attributes.add(values), values)
-        if known[0] >= 0:
-            span.shared = known[0]
-        else:
-            span.attributes.update(known[1])
+            known = shared_attributes.share(_routed_attributes(routed))
+            self._routed_attributes[known_key] = known
+        span.shared = known.onto(span.attributes)
 
     async def _forward(
         self, event: Event, routed: Routed, limits: Limits, deadline: float
