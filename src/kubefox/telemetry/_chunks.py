@@ -359,14 +359,17 @@ _span_encoder = msgspec.json.Encoder(enc_hook=str)
 def _encode_table(table: dict[str, dict[str, Any]], into: bytearray) -> None:
     """Append the shared sets of a chunk, cleaned if need be; ``{}`` if even that fails."""
     mark = len(into)
-    for value in (table, None):
-        try:
-            _span_encoder.encode_into(table if value is not None else clean_value(table), into, -1)
-        except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
-            del into[mark:]
-            continue
+    try:
+        _span_encoder.encode_into(table, into, -1)
         return
-    log.warning("telemetry.shared_attributes_unencodable", sets=len(table))
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
+        del into[mark:]  # a failed encode may leave bytes behind
+    try:
+        _span_encoder.encode_into(clean_value(table), into, -1)
+        return
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError) as exc:
+        del into[mark:]
+        log.warning("telemetry.shared_attributes_unencodable", sets=len(table), error=str(exc))
     into += b"{}"
 
 

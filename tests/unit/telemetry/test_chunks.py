@@ -118,3 +118,15 @@ def test_a_chunk_without_shared_sets_or_with_an_unknown_one_still_reads() -> Non
 
     assert old_entries[0][_chunks.ATTRS] == {"kubefox.event.id": "ev-1"}
     assert lacking_entries[0][_chunks.ATTRS] == {"kubefox.event.id": "ev-2"}
+
+
+def test_a_shared_set_json_cannot_hold_is_stored_cleaned() -> None:
+    """A lone surrogate in a shared attribute becomes U+FFFD; the spans keep their set."""
+    index = shared_attributes.share({"kubefox.app": "he\ud800llo"}).index
+    span = hop(1)
+    span.shared = index
+
+    row = _chunks.hop_chunk(RESOURCE, "scope", [span])
+    _, entries = _chunks.decode(row.data, row.format)
+
+    assert entries[0][_chunks.ATTRS] == {"kubefox.app": "he\ufffdllo", "kubefox.event.id": "ev-1"}
