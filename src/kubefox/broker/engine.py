@@ -52,7 +52,6 @@ from kubefox.core.events import Category, Component, ComponentType, Event
 from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
 from kubefox.store.secrets import ResourceSecrets
-from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.tracing import HopAttributes
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
@@ -71,6 +70,11 @@ _MAX_CACHED = 10_000
 _MAX_HELD = 65_536
 
 log = structlog.get_logger(__name__)
+
+
+def _span_name(event: Event) -> str:
+    """``Route <category> from <sender's group key>``: the name of the broker's spans."""
+    return f"Route {event.category.name} from {event.source.group_key}"
 
 
 class _Relay(msgspec.Struct, frozen=True, gc=False):
@@ -147,8 +151,7 @@ class Broker:
         self._senders: dict[str, Component] = {}
         self._destinations: dict[Component, str] = {}
         self._answered: dict[str, float] = {}
-        self._span_names: dict[tuple[Category, Component], str] = {}
-        self._attributes = HopAttributes(source=True)
+        self._attributes = HopAttributes(source=True, name=_span_name)
 
     @property
     def in_flight(self) -> int:
@@ -306,6 +309,7 @@ class Broker:
         if transport is None:  # pragma: no cover - set before the subscription exists
             return
         span: HopSpan | None = None
+        event: Event | None = None
         try:
             event = codec.decode(bytes(data), max_size=self._max_size)
             tracer = self._tracer
@@ -319,61 +323,50 @@ class Broker:
                 return
             relay = self._relay(event, subject, received)
         except Exception as exc:  # noqa: BLE001 - the task redoes it, answers and logs the failure
-            if span is not None:
-                self._end_span(span, None, exc)
+            if span is not None and event is not None:
+                self._end_span(span, event, None, exc)
             self._spawn(self._handle(subject, reply, bytes(data), received))
             return
         destination = relay.destination
         if reply and self._answered.get(destination, 0.0) <= time.monotonic():
             if span is not None:
-                self._end_span(span, relay, None)
+                self._end_span(span, event, relay, None)
             self._spawn(self._carry_event(event, subject, reply, relay))
             return
         try:
             transport.send(destination, relay.payload, reply=reply)
         except KubeFoxError as exc:
             if span is not None:
-                self._end_span(span, relay, exc)
+                self._end_span(span, event, relay, exc)
             self._spawn(self._reject(event, exc, reply, subject))
             return
         self.routed += 1
         if span is not None:
-            self._end_span(span, relay, None)
+            self._end_span(span, event, relay, None)
         if self._metrics is not None:
             self._record(event, relay, received)
 
     # -- telemetry (only when the broker was given a tracer or metrics) -----------------
 
     def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, HopSpan]:
-        """Start the span of routing ``event``; the event now carries it as its parent span."""
-        attributes, shared = self._attributes.of(event)
-        span = tracer.start(
-            self._span_name(event.category, event.source),
-            parent=event.parent_span,
-            kind="internal",
-            attributes=attributes,
-            shared=shared,
-        )
+        """Start the span of routing ``event``; the event now carries it as its parent span.
+
+        The span gets its name and attributes when it ends (:meth:`_end_span`),
+        where the kind of event and the target it was routed to are known.
+        """
+        span = tracer.start("", parent=event.parent_span, kind="internal")
         return msgspec.structs.replace(event, parent_span=span.context), span
 
-    def _span_name(self, category: Category, source: Component) -> str:
-        """``Route <category> from <source's group key>``; built once per sender and category."""
-        key = (category, source)
-        name = self._span_names.get(key)
-        if name is None:
-            name = f"Route {category.name} from {source.group_key}"
-            if len(self._span_names) >= _MAX_CACHED:
-                self._span_names.clear()
-            self._span_names[key] = name
-        return name
+    def _end_span(
+        self, span: HopSpan, event: Event, relay: _Relay | None, error: Exception | None
+    ) -> None:
+        """Name ``span`` and give it the attributes of ``event``'s kind and target, then end it.
 
-    def _end_span(self, span: HopSpan, relay: _Relay | None, error: Exception | None) -> None:
-        if relay is not None:
-            target = relay.target
-            attributes = span.attributes
-            attributes[attr.APP] = target.app
-            attributes[attr.COMPONENT] = target.name
-            attributes[attr.HASH] = target.hash
+        The target is where the event was routed (``relay``'s), else the one it named.
+        """
+        span.name, span.attributes, span.shared = self._attributes.of(
+            event, None if relay is None else relay.target
+        )
         if self._tracer is not None:
             self._tracer.end(span, error=error)
 
@@ -470,11 +463,11 @@ class Broker:
             self.routed += 1
         except KubeFoxError as exc:
             if span is not None:
-                self._end_span(span, None, exc)
+                self._end_span(span, event, None, exc)
             await self._reject(event, exc, reply, subject)
             return
         if span is not None:
-            self._end_span(span, None, None)
+            self._end_span(span, event, None, None)
         if reply:
             await transport.publish(reply, data)
 

@@ -342,7 +342,7 @@ class Server:
             if route is None:  # pragma: no cover - the matcher only yields routes it was given
                 route = ("unknown", code.attributes(extra={ROUTE_ID: matched.route_id}))
             name, kind = route
-            attributes, shared = kind.of(event)
+            _, attributes, shared = kind.of(event)
             span = tracer.start(
                 name, parent=parent, kind="server", attributes=attributes, shared=shared
             )

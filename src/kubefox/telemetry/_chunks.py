@@ -29,7 +29,9 @@ and returned once (the first stored wins), as the contract asks.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress, repeat
 from typing import Any
 
 import msgspec
@@ -239,16 +241,20 @@ def chunk_row(resources: list[dict[str, Any]], entries: list[Entry]) -> ChunkRow
 
 
 class HopChunkWriter:
-    """Builds the :data:`HOPS` chunk of one producer's spans a span at a time, as they end.
+    """Builds the :data:`HOPS` chunks of one producer's spans, a batch at once or span by span.
 
-    Each span is encoded into the chunk's JSON when it is added, while its
-    objects are still in the processor's caches, and the span is not kept:
-    encoding a whole batch at export time walked about fifteen objects per span
-    allocated up to half a second earlier and cost about 1.6 µs per span in
-    the platform under load, against about 0.5 µs for the same encoding of a
-    batch built a moment before. What queries need (key text, times, the
-    latest root) is gathered on the way. The chunk is the one
-    :func:`hop_chunk` makes of the same spans.
+    :meth:`chunk_of` encodes a whole batch in one msgspec call and gathers
+    what queries need (key text, times, the latest root) with loops that run
+    in C (``map``, ``operator.attrgetter``): no Python code runs per span.
+    *Decision, measured:* at 50 connections on hello-world with every request
+    traced, building each batch this way at export time used 9.5 µs less CPU
+    per request (five spans) than encoding each span into the chunk as it
+    ended, which ran about fifteen Python-level calls per span on the hot path.
+
+    :meth:`add` and :meth:`take` build a chunk span by span, cleaning what
+    JSON or UTF-8 cannot hold and leaving out a span that cannot be encoded
+    at all: the way taken when a batch does not encode as it is. Either way
+    the chunk is the one :func:`hop_chunk` makes of the same spans.
 
     Args:
         resource: the producer's resource attributes.
@@ -262,6 +268,7 @@ class HopChunkWriter:
         "_last_start",
         "_last_trace",
         "_low",
+        "_prefix",
         "_root_start",
         "_root_trace",
         "_shared",
@@ -271,7 +278,8 @@ class HopChunkWriter:
 
     def __init__(self, resource: Mapping[str, Any], scope: str) -> None:
         # ``[resource, scope, [`` once; each span then appends ``span,``
-        self._head = encode_json([dict(resource), scope])[:-1].encode() + b",["
+        self._prefix = encode_json([dict(resource), scope])[:-1].encode() + b","
+        self._head = self._prefix + b"["
         self._reset()
 
     def _reset(self) -> None:
@@ -314,6 +322,56 @@ class HopChunkWriter:
             self._events.append(event if type(event) is str else str(event))
         self.count += 1
 
+    def chunk_of(self, spans: Sequence[HopSpan]) -> ChunkRow | None:
+        """The chunk of ``spans`` (``None`` if none encodes); call it with nothing added.
+
+        A batch that does not encode as it is (text to clean, a value that is
+        no JSON) is built span by span instead (:meth:`add`).
+        """
+        if not spans:
+            return None
+        try:
+            return self._batch(spans)
+        except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
+            for span in spans:
+                self.add(span)
+            return self.take()
+
+    def _batch(self, spans: Sequence[HopSpan]) -> ChunkRow:
+        data = bytearray(self._prefix)
+        _span_encoder.encode_into(spans, data, -1)
+        count = len(spans)
+        # The latest span, and the latest root: of equal starts, the one added last.
+        last = max(reversed(spans), key=_start_of)
+        high = last.start_ns
+        roots = list(compress(spans, map(operator.not_, map(_parent_of, spans))))
+        root = max(reversed(roots), key=_start_of) if roots else None
+        shared = set(map(_shared_of, spans))
+        shared.discard(-1)
+        if shared:
+            data += b","
+            _encode_table({str(index): shared_attributes[index] for index in sorted(shared)}, data)
+        data += b"]"
+        events = list(
+            map(str, filter(None, map(dict.get, map(_attrs_of, spans), repeat(_EVENT_ID))))
+        )
+        text = data.decode()
+        return ChunkRow(
+            count=count,
+            size=ROW_OVERHEAD * count + len(text),
+            min_start=min(map(_start_of, spans)),
+            max_start=high,
+            root_start=None if root is None else root.start_ns,
+            root_trace=None if root is None else root.trace_id.hex(),
+            last_start=high,
+            last_trace=last.trace_id.hex(),
+            data=text,
+            traces=b"".join(map(_trace_of, spans)).hex(),
+            # cleaning the joined text cleans every id: SEP is left alone
+            events=SEP + clean(SEP.join(events)) + SEP if events else "",
+            format=HOPS,
+        )
+
     def take(self) -> ChunkRow | None:
         """The chunk of the spans added since the last take (``None`` if none); starts anew."""
         if not self.count:
@@ -351,6 +409,11 @@ class HopChunkWriter:
 
 
 _EVENT_ID = attr.EVENT_ID
+_start_of = operator.attrgetter("start_ns")
+_trace_of = operator.attrgetter("trace_id")
+_parent_of = operator.attrgetter("parent_span_id")
+_shared_of = operator.attrgetter("shared")
+_attrs_of = operator.attrgetter("attributes")
 _AFTER_ALL = 1 << 64
 _BEFORE_ALL = -(1 << 64)
 _span_encoder = msgspec.json.Encoder(enc_hook=str)
@@ -385,10 +448,7 @@ def _encode_cleaned(span: HopSpan, into: bytearray) -> bool:
 
 def hop_chunk(resource: Mapping[str, Any], scope: str, spans: Sequence[HopSpan]) -> ChunkRow:
     """The :data:`HOPS` chunk of ``spans`` (not empty) of one producer."""
-    writer = HopChunkWriter(resource, scope)
-    for span in spans:
-        writer.add(span)
-    row = writer.take()
+    row = HopChunkWriter(resource, scope).chunk_of(spans)
     if row is None:
         raise ValueError("a chunk holds one hop span or more")
     return row

@@ -12,8 +12,10 @@ seconds (``busy_delay`` under load) and hands the batch to every destination:
 * :class:`OtlpDestination`: OTLP to an external collector through the
   OpenTelemetry SDK's own exporter (protobuf, its headers and retries).
 
-*Decision:* the batch is cut and encoded on the event loop (a msgspec call
-of about a microsecond per span), a component's chunk is posted on the loop
+*Decision:* a span is only appended to a list when it ends; each batch is
+encoded at export time on the event loop, in one msgspec call with the
+chunk's key text gathered by loops in C (see
+:class:`~kubefox.telemetry._chunks.HopChunkWriter`), a component's chunk is posted on the loop
 too, and only the SQLite store and an external collector's exporter (blocking
 APIs) run on a worker thread. Python work on a second thread, however little,
 made the loop's thread wait for the GIL after each of its system calls (the
@@ -129,32 +131,20 @@ class SpanBatcher:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.dropped = 0
-        self._waiting = 0
-        # Spans are kept only for a destination that takes them: a chunk has
-        # them encoded already, and a kept span is about fifteen objects alive.
-        self._spans: list[HopSpan] | None = [] if self.destinations else None
+        # Ended spans wait here until the next export (see :meth:`add`).
+        self._spans: list[HopSpan] = []
         self._writer = HopChunkWriter(resource or {}, scope) if self.chunks else None
-        self._rows: list[ChunkRow] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
     def add(self, span: HopSpan) -> None:
-        """Queue one ended span (the hot path: a count, an encode into the chunk)."""
-        if self._waiting >= self.max_queue:
+        """Queue one ended span (the hot path: a length check and an append)."""
+        spans = self._spans
+        if len(spans) >= self.max_queue:
             self.dropped += 1
             return
-        self._waiting += 1
-        spans = self._spans
-        if spans is not None:
-            spans.append(span)
-        writer = self._writer
-        if writer is not None:
-            writer.add(span)
-            if writer.count >= self.max_batch:
-                row = writer.take()
-                if row is not None:
-                    self._rows.append(row)
+        spans.append(span)
         if self._task is None:
             self._start()
 
@@ -173,7 +163,7 @@ class SpanBatcher:
         last = clock()
         while True:
             await asyncio.sleep(self.delay)
-            waiting = self._waiting
+            waiting = len(self._spans)
             if (
                 waiting >= self.busy_spans
                 and waiting < self.max_queue // 2
@@ -184,23 +174,17 @@ class SpanBatcher:
             await self._export()
 
     async def _export(self) -> None:
-        rows, self._rows = self._rows, []
-        if self._writer is not None:
-            last = self._writer.take()
-            if last is not None:
-                rows.append(last)
-        spans = self._spans or []
-        if self._spans is not None:
-            self._spans = []
-        self._waiting = 0
-        for row in rows:
-            for chunked in self.chunks:
-                try:
-                    await chunked.send_chunk(row)
-                except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
-                    _export_failed(chunked, row.count, exc)
+        spans, self._spans = self._spans, []
+        writer = self._writer
         for start in range(0, len(spans), self.max_batch):
             batch = spans[start : start + self.max_batch]
+            row = writer.chunk_of(batch) if writer is not None else None
+            if row is not None:
+                for chunked in self.chunks:
+                    try:
+                        await chunked.send_chunk(row)
+                    except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
+                        _export_failed(chunked, row.count, exc)
             for destination in self.destinations:
                 try:
                     await destination.send(batch)
@@ -211,7 +195,7 @@ class SpanBatcher:
         """Export everything queued now; whether it was done within ``timeout`` seconds."""
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
-            if self._waiting:
+            if self._spans:
                 asyncio.run(self._export())  # destinations bound to no loop (tests)
             return True
         if on_loop(loop):

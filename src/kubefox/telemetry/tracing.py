@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from kubefox.core.events import Category, Event, SpanContext
+from kubefox.core.events import Category, Component, Event, SpanContext
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
 from kubefox.telemetry.spans import SAMPLED, HopSpan, SharedSet, ids, shared_attributes
@@ -113,12 +114,12 @@ def event_attributes(event: Event) -> dict[str, Any]:
     values: dict[str, Any] = {attr.EVENT_ID: event.id}
     if event.parent_id:
         values[attr.EVENT_PARENT_ID] = event.parent_id
-    values.update(_kind_attributes(event))
+    values.update(_kind_attributes(event, event.target))
     return values
 
 
-def _kind_attributes(event: Event) -> dict[str, Any]:
-    """What :func:`event_attributes` holds besides the event's own ids."""
+def _kind_attributes(event: Event, target: Component | None) -> dict[str, Any]:
+    """What :func:`event_attributes` holds besides the event's own ids (``target``'s, not its)."""
     context = event.context
     values: dict[str, Any] = {attr.EVENT_CATEGORY: _CATEGORY_NAMES[event.category]}
     if event.type:
@@ -129,7 +130,6 @@ def _kind_attributes(event: Event) -> dict[str, Any]:
         values[attr.APP_DEPLOYMENT] = context.app_deployment
     if context.release_manifest:
         values[attr.RELEASE_MANIFEST] = context.release_manifest
-    target = event.target
     if target is not None:
         if target.app:
             values[attr.APP] = target.app
@@ -148,52 +148,64 @@ class HopAttributes:
     in :data:`~kubefox.telemetry.spans.shared_attributes`, and named by its
     index on every span of that kind after, so a sampled hop builds a dict of
     two ids instead of a dozen attributes, and its span encodes in half the
-    bytes. At most ``limit`` kinds are remembered (past it the table starts
-    anew); when the process's shared table is full a kind's attributes go on
-    each span itself, as before.
+    bytes. The span's name, when the hop names its spans by kind, is made
+    once per kind too. At most ``limit`` kinds are remembered (past it the
+    table starts anew); when the process's shared table is full a kind's
+    attributes go on each span itself, as before.
 
     Args:
         source: whether the sender's app and name are attributes too (the broker's spans).
         extra: attributes every span of the hop carries, whatever its event.
+        name: the span name of an event's kind; without it spans of every kind are named "".
         limit: kinds remembered at most.
     """
 
-    __slots__ = ("_extra", "_kinds", "_limit", "_source")
+    __slots__ = ("_extra", "_kinds", "_limit", "_name", "_source")
 
     def __init__(
-        self, *, source: bool = False, extra: dict[str, Any] | None = None, limit: int = 1024
+        self,
+        *,
+        source: bool = False,
+        extra: dict[str, Any] | None = None,
+        name: Callable[[Event], str] | None = None,
+        limit: int = 1024,
     ) -> None:
         self._source = source
         self._extra = dict(extra or {})
+        self._name = name
         self._limit = limit
-        self._kinds: dict[Any, SharedSet] = {}
+        self._kinds: dict[Any, tuple[str, SharedSet]] = {}
 
-    def of(self, event: Event) -> tuple[dict[str, Any], int]:
-        """A new dict of ``event``'s own attributes, and the index of those of its kind.
+    def of(self, event: Event, target: Component | None = None) -> tuple[str, dict[str, Any], int]:
+        """The span name of ``event``'s kind, a new dict of its own attributes, the kind's index.
 
-        With an index of -1 the dict holds them all (see :meth:`HopSpan.all_attributes
-        <kubefox.telemetry.spans.HopSpan.all_attributes>`).
+        ``target``, when given, stands for the event's own (where the broker
+        routed it). With an index of -1 the dict holds them all (see
+        :meth:`HopSpan.all_attributes <kubefox.telemetry.spans.HopSpan.all_attributes>`).
         """
+        if target is None:
+            target = event.target
         source = event.source if self._source else None
-        key = (event.category, event.type, event.context, event.target, source)
+        key = (event.category, event.type, event.context, target, source)
         kind = self._kinds.get(key)
         if kind is None:
-            kind = shared_attributes.share(self._kind(event))
-            if len(self._kinds) >= self._limit:
-                self._kinds.clear()
-            self._kinds[key] = kind
+            kind = self._remember(key, event, target)
         own = {attr.EVENT_ID: event.id}
         if event.parent_id:
             own[attr.EVENT_PARENT_ID] = event.parent_id
-        return own, kind.onto(own)
+        return kind[0], own, kind[1].onto(own)
 
-    def _kind(self, event: Event) -> dict[str, Any]:
-        values = _kind_attributes(event)
+    def _remember(self, key: Any, event: Event, target: Component | None) -> tuple[str, SharedSet]:
+        values = _kind_attributes(event, target)
         if self._source:
             values[attr.SOURCE_NAME] = event.source.name
             values[attr.SOURCE_APP] = event.source.app
         values.update(self._extra)
-        return values
+        kind = ("" if self._name is None else self._name(event), shared_attributes.share(values))
+        if len(self._kinds) >= self._limit:
+            self._kinds.clear()
+        self._kinds[key] = kind
+        return kind
 
 
 def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Hop chunks: built a span at a time as spans end, read back as the spans they hold."""
+"""Hop chunks: built a batch at once or a span at a time, read back as the spans they hold."""
 
 from __future__ import annotations
 
@@ -47,6 +47,37 @@ def test_a_chunk_written_span_by_span_is_the_batch_s_chunk() -> None:
     assert writer.take() is None  # taking starts a new chunk
 
 
+def test_a_batch_s_chunk_is_the_one_written_span_by_span() -> None:
+    """chunk_of, which gathers the key text in C, gives the chunk add and take give."""
+    spans = [hop(2), hop(1), hop(3, parent=(2).to_bytes(8, "big"), start=5), hop(4)]
+
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of(spans)
+
+    assert row == _batch_chunk(spans)
+
+
+def test_of_spans_starting_together_the_one_added_last_is_the_latest() -> None:
+    """Ties in start time go to the later span, for the latest span and the latest root."""
+    spans = [
+        hop(1, start=7),
+        hop(2, start=7, parent=(1).to_bytes(8, "big")),
+        hop(3, start=7),
+        hop(4, start=7, parent=(3).to_bytes(8, "big")),
+    ]
+    spans[2].trace_id = bytes(range(1, 17))
+    spans[3].trace_id = bytes(range(2, 18))
+    writer = _chunks.HopChunkWriter(RESOURCE, "scope")
+    for span in spans:
+        writer.add(span)
+    one_by_one = writer.take()
+
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of(spans)
+
+    assert row == one_by_one
+    assert row is not None
+    assert (row.root_trace, row.last_trace) == (spans[2].trace_id.hex(), spans[3].trace_id.hex())
+
+
 def test_a_chunk_without_a_root_span_has_no_root() -> None:
     """Spans whose parents live elsewhere (a component's) give the chunk no root."""
     row = _chunks.hop_chunk(RESOURCE, "scope", [hop(1, parent=b"\x01" * 8)])
@@ -74,12 +105,9 @@ def test_a_span_that_cannot_be_encoded_is_left_out_not_raised() -> None:
         def __str__(self) -> str:
             raise ValueError("no text")
 
-    writer = _chunks.HopChunkWriter(RESOURCE, "scope")
-    writer.add(hop(1))
-    writer.add(hop(2, attributes={"odd": Unprintable()}))
-    writer.add(hop(3))
-
-    row = writer.take()
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of(
+        [hop(1), hop(2, attributes={"odd": Unprintable()}), hop(3)]
+    )
 
     assert row is not None
     _, entries = _chunks.decode(row.data, row.format)

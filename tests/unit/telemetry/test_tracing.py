@@ -212,9 +212,9 @@ def test_events_of_a_kind_share_everything_but_their_ids() -> None:
     """A span gets its event's ids; the rest is one shared set per kind, the same for all."""
     hop_attributes = HopAttributes(source=True, extra={attr.ROUTE_ID: 3})
 
-    first, first_set = hop_attributes.of(_event("e1"))
-    second, second_set = hop_attributes.of(_event("e2"))
-    _, other_set = hop_attributes.of(_event("e3", ve="prod"))
+    _, first, first_set = hop_attributes.of(_event("e1"))
+    _, second, second_set = hop_attributes.of(_event("e2"))
+    *_, other_set = hop_attributes.of(_event("e3", ve="prod"))
 
     assert first == {attr.EVENT_ID: "e1", attr.EVENT_PARENT_ID: "parent-of-e1"}
     assert second == {attr.EVENT_ID: "e2", attr.EVENT_PARENT_ID: "parent-of-e2"}
@@ -234,10 +234,33 @@ def test_events_of_a_kind_share_everything_but_their_ids() -> None:
     assert shared_attributes[other_set][attr.VIRTUAL_ENVIRONMENT] == "prod"
 
 
+def test_a_target_given_stands_for_the_event_s_and_a_kind_is_named_once() -> None:
+    """The broker's spans: the routed target's attributes, its name made once per kind."""
+    names: list[str] = []
+
+    def name(event: Event) -> str:
+        names.append(event.id)
+        return f"Route {event.category.name}"
+
+    hop_attributes = HopAttributes(name=name)
+    routed = Component(app="hello", name="backend", hash="def")
+
+    first_name, _, first_set = hop_attributes.of(_event("e1"), routed)
+    again_name, _, again_set = hop_attributes.of(_event("e2"), routed)
+    *_, unrouted_set = hop_attributes.of(_event("e3"))
+
+    assert first_name == again_name == "Route REQUEST"
+    assert names == ["e1", "e3"]
+    assert first_set == again_set != unrouted_set
+    assert shared_attributes[first_set][attr.HASH] == "def"
+    assert shared_attributes[unrouted_set][attr.HASH] == "abc"
+    assert HopAttributes().of(_event("e4"))[0] == ""
+
+
 def test_a_span_of_a_shared_kind_has_all_of_event_attributes() -> None:
     """all_attributes() is what event_attributes() gives, shared set or not."""
     event = _event("e1")
-    own, index = HopAttributes().of(event)
+    _, own, index = HopAttributes().of(event)
     span = _tracer()[0].start("hop", parent=SAMPLED, attributes=own, shared=index)
 
     assert span.all_attributes() == event_attributes(event)
@@ -250,7 +273,7 @@ def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
     monkeypatch.setattr(shared_attributes, "limit", len(shared_attributes))
     event = _event("e1", ve="full")
 
-    own, index = HopAttributes().of(event)
+    _, own, index = HopAttributes().of(event)
 
     assert index == -1
     assert own == event_attributes(event)
@@ -259,11 +282,11 @@ def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
 def test_kinds_remembered_anew_name_the_sets_they_had() -> None:
     """A hop's cache of kinds starting anew does not add its kinds to the table again."""
     hop_attributes = HopAttributes(limit=1)  # every new kind clears the cache
-    _, qa = hop_attributes.of(_event("e1", ve="anew-qa"))
+    *_, qa = hop_attributes.of(_event("e1", ve="anew-qa"))
     size = len(shared_attributes)
 
-    _, prod = hop_attributes.of(_event("e2", ve="anew-prod"))
-    _, qa_again = hop_attributes.of(_event("e3", ve="anew-qa"))
+    *_, prod = hop_attributes.of(_event("e2", ve="anew-prod"))
+    *_, qa_again = hop_attributes.of(_event("e3", ve="anew-qa"))
 
     assert qa_again == qa != prod
     assert len(shared_attributes) == size + 1
