@@ -113,6 +113,10 @@ async def test_one_request_has_one_trace_through_every_hop_with_logs_and_metrics
     assert call["parent_span_id"] == frontend_handler["span_id"]
     broker = next(s for s in document["spans"] if s["service"] == "broker")
     assert broker["parent_span_id"] == call["span_id"]
+    assert broker["name"].startswith("Route REQUEST from hello-world-frontend-")
+    assert broker["attributes"]["kubefox.component"] == "backend"  # where it was routed
+    assert broker["attributes"]["kubefox.hash"]
+    assert broker["attributes"]["kubefox.event.source.name"] == "frontend"
     backend = next(s for s in document["spans"] if s["service"].startswith("hello-world-back"))
     assert backend["parent_span_id"] == broker["span_id"]
     assert backend["name"] == "Default route"

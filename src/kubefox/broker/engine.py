@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Coroutine
@@ -48,15 +49,16 @@ from kubefox.core.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from kubefox.core.events import Category, Component, ComponentType, Event
+from kubefox.core.events import Category, Component, ComponentType, Event, SpanContext
 from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
 from kubefox.store.secrets import ResourceSecrets
-from kubefox.telemetry.tracing import HopAttributes
+from kubefox.telemetry.spans import SAMPLED, ids
+from kubefox.telemetry.tracing import HopAttributes, KindKey
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopSpan, HopTracer
+    from kubefox.telemetry.tracing import HopTracer
 
 _HTTP_ADAPTER = ComponentType.HTTP_ADAPTER.value
 
@@ -72,9 +74,15 @@ _MAX_HELD = 65_536
 log = structlog.get_logger(__name__)
 
 
-def _span_name(event: Event) -> str:
+#: How a sampled event's routing started: the broker's span context, its parent's id, its start.
+_Started = tuple[SpanContext, bytes, int]
+_getrandbits = random.getrandbits
+
+
+def _span_name(kind: KindKey) -> str:
     """``Route <category> from <sender's group key>``: the name of the broker's spans."""
-    return f"Route {event.category.name} from {event.source.group_key}"
+    category, _, _, _, source = kind
+    return f"Route {category.name} from {source.group_key if source is not None else ''}"
 
 
 class _Relay(msgspec.Struct, frozen=True, gc=False):
@@ -308,7 +316,7 @@ class Broker:
         transport = self._transport
         if transport is None:  # pragma: no cover - set before the subscription exists
             return
-        span: HopSpan | None = None
+        started: _Started | None = None
         event: Event | None = None
         try:
             event = codec.decode(bytes(data), max_size=self._max_size)
@@ -316,59 +324,86 @@ class Broker:
             if tracer is not None:
                 parent = event.parent_span
                 if parent is not None and parent.flags & 1:
-                    event, span = self._traced(tracer, event)
+                    event, started = self._traced(event)
             target = event.target
             if target is not None and target.type == _HTTP_ADAPTER:
-                self._spawn(self._call_adapter(event, subject, reply, span))
+                self._spawn(self._call_adapter(event, subject, reply, started))
                 return
             relay = self._relay(event, subject, received)
         except Exception as exc:  # noqa: BLE001 - the task redoes it, answers and logs the failure
-            if span is not None and event is not None:
-                self._end_span(span, event, None, exc)
+            if started is not None and event is not None:
+                self._end_span(started, event, None, exc)
             self._spawn(self._handle(subject, reply, bytes(data), received))
             return
         destination = relay.destination
         if reply and self._answered.get(destination, 0.0) <= time.monotonic():
-            if span is not None:
-                self._end_span(span, event, relay, None)
+            if started is not None:
+                self._end_span(started, event, relay, None)
             self._spawn(self._carry_event(event, subject, reply, relay))
             return
         try:
             transport.send(destination, relay.payload, reply=reply)
         except KubeFoxError as exc:
-            if span is not None:
-                self._end_span(span, event, relay, exc)
+            if started is not None:
+                self._end_span(started, event, relay, exc)
             self._spawn(self._reject(event, exc, reply, subject))
             return
         self.routed += 1
-        if span is not None:
-            self._end_span(span, event, relay, None)
+        if started is not None:
+            self._end_span(started, event, relay, None)
         if self._metrics is not None:
             self._record(event, relay, received)
 
     # -- telemetry (only when the broker was given a tracer or metrics) -----------------
 
-    def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, HopSpan]:
-        """Start the span of routing ``event``; the event now carries it as its parent span.
+    def _traced(self, event: Event) -> tuple[Event, _Started]:
+        """Start the span of routing ``event`` (sampled); the event now carries it as its parent.
 
-        The span gets its name and attributes when it ends (:meth:`_end_span`),
-        where the kind of event and the target it was routed to are known.
+        Only the span's context and start are made here: the span is built
+        when its batch is exported (:meth:`_end_span`).
         """
-        span = tracer.start("", parent=event.parent_span, kind="internal")
-        return msgspec.structs.replace(event, parent_span=span.context), span
+        parent = event.parent_span
+        start_ns = time.time_ns()
+        trace_id, parent_id = (parent.trace_id, parent.span_id) if parent else (b"", b"")
+        if len(trace_id) != 16:  # a malformed parent: the span starts a trace of its own
+            trace_id, parent_id = ids.take(16), b""
+        # What HopTracer.start draws, inline: every sampled event. Zero is no span id.
+        span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+        context = SpanContext(trace_id=trace_id, span_id=span_id, flags=SAMPLED)
+        return msgspec.structs.replace(event, parent_span=context), (context, parent_id, start_ns)
 
     def _end_span(
-        self, span: HopSpan, event: Event, relay: _Relay | None, error: Exception | None
+        self, started: _Started, event: Event, relay: _Relay | None, error: Exception | None
     ) -> None:
-        """Name ``span`` and give it the attributes of ``event``'s kind and target, then end it.
+        """End the span of routing ``event``: named and attributed by its kind and target.
 
         The target is where the event was routed (``relay``'s), else the one it named.
         """
-        span.name, span.attributes, span.shared = self._attributes.of(
-            event, None if relay is None else relay.target
+        tracer = self._tracer
+        if tracer is None:  # pragma: no cover - spans are started only with a tracer
+            return
+        context, parent_id, start_ns = started
+        attributes = self._attributes
+        target = event.target if relay is None else relay.target
+        lazy = (
+            attributes.build,
+            (
+                "",
+                (event.category, event.type, event.context, target, event.source),
+                event.id,
+                event.parent_id,
+            ),
+            context.trace_id,
+            context.span_id,
+            parent_id,
+            start_ns,
+            time.time_ns(),
+            0,
         )
-        if self._tracer is not None:
-            self._tracer.end(span, error=error)
+        if error is None:
+            tracer.defer(lazy)
+        else:
+            tracer.end(attributes.build(lazy), error=error)
 
     def _record(self, event: Event, relay: _Relay, received: int) -> None:
         metrics = self._metrics
@@ -450,7 +485,7 @@ class Broker:
             self._record(event, relay, received)  # carrying included: the reply came through us
 
     async def _call_adapter(
-        self, event: Event, subject: str, reply: str, span: HopSpan | None
+        self, event: Event, subject: str, reply: str, started: _Started | None
     ) -> None:
         """The task of a request to an HTTPAdapter: check it, make the call, answer."""
         router, transport = self._router, self._transport
@@ -462,12 +497,12 @@ class Broker:
             data = codec.encode(answer, max_size=self.settings.max_event_size)
             self.routed += 1
         except KubeFoxError as exc:
-            if span is not None:
-                self._end_span(span, event, None, exc)
+            if started is not None:
+                self._end_span(started, event, None, exc)
             await self._reject(event, exc, reply, subject)
             return
-        if span is not None:
-            self._end_span(span, event, None, None)
+        if started is not None:
+            self._end_span(started, event, None, None)
         if reply:
             await transport.publish(reply, data)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import random
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +52,16 @@ from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bound_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
-    from kubefox.telemetry.spans import SharedSet
-    from kubefox.telemetry.tracing import HopTracer
+    from kubefox.telemetry.spans import HopSpan, SharedSet
+    from kubefox.telemetry.tracing import HopTracer, LazySpan
+
+    #: A dependency's call spans: their name, the attributes they share, their builder.
+    CallSpans = tuple[str, SharedSet, Callable[[LazySpan], HopSpan]]
 
 _NS = 1_000_000_000
+#: The W3C ``sampled`` trace flag.
+_SAMPLED = 0x01
+_getrandbits = random.getrandbits
 _MISSING: Any = object()
 
 
@@ -70,8 +78,8 @@ class Session:
     clock: Callable[[], float]
     #: Records the spans of calls to dependencies in sampled traces; ``None``: no tracing.
     tracer: HopTracer | None = None
-    #: Per dependency: its call spans' name and the attributes they share.
-    call_spans: dict[str, tuple[str, SharedSet]] = dataclasses.field(default_factory=dict)
+    #: Per dependency: its call spans' name, the attributes they share, their builder.
+    call_spans: dict[str, CallSpans] = dataclasses.field(default_factory=dict)
 
 
 class Kontext:
@@ -455,19 +463,15 @@ class Kontext:
             )
         target = Component(type=dependency.type, name=dependency.name)
         tracer = session.tracer
-        parent = self.span
-        span = None
-        if tracer is not None and parent is not None:
-            # A client span, which the request carries as its parent span.
-            name, common = session.call_spans.get(dependency.name) or _call_span(
-                session, dependency
-            )
-            attributes = {attr.EVENT_PARENT_ID: self.event.id}
-            shared = common.onto(attributes)
-            span = tracer.start(
-                name, parent=parent, kind="client", attributes=attributes, shared=shared
-            )
-            parent = span.context
+        caller = self.span
+        parent = caller
+        start_ns = 0
+        if tracer is not None and caller is not None and len(caller.trace_id) == 16:
+            start_ns = time.time_ns()
+            # The call's client span, which the request carries as its parent span; what
+            # HopTracer.start draws, inline (zero is no span id). Built at export (below).
+            span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+            parent = SpanContext(trace_id=caller.trace_id, span_id=span_id, flags=_SAMPLED)
         request = self.event.child(
             category=Category.REQUEST,
             source=session.identity,
@@ -479,16 +483,31 @@ class Kontext:
             content=data,
             content_type=media,
         )
-        if span is None or tracer is None:
+        if not start_ns or tracer is None or caller is None or parent is None:
             return await self._call(dependency, request, budget)
-        # Traced here rather than in a coroutine of its own: one await less per call.
-        span.attributes[attr.EVENT_ID] = request.id
+        name, common, build = session.call_spans.get(dependency.name) or _call_span(
+            session, dependency
+        )
+        detail = (name, common, request.id, self.event.id)
+        trace_id, span_id, caller_id = parent.trace_id, parent.span_id, caller.span_id
         try:
             reply = await self._call(dependency, request, budget)
         except Exception as exc:
-            tracer.end(span, error=exc)
+            ended = (build, detail, trace_id, span_id, caller_id, start_ns, time.time_ns(), 0)
+            tracer.end(build(ended), error=exc)
             raise
-        tracer.end(span, status_code=reply.status_code)
+        tracer.defer(
+            (
+                build,
+                detail,
+                trace_id,
+                span_id,
+                caller_id,
+                start_ns,
+                time.time_ns(),
+                reply.status_code,
+            )
+        )
         return reply
 
     async def _call(self, dependency: Dependency, request: Event, budget: float) -> Reply:
@@ -509,12 +528,18 @@ class Kontext:
         return Reply(reply)
 
 
-def _call_span(session: Session, dependency: Dependency) -> tuple[str, SharedSet]:
-    """The name and shared attributes of the spans of calls to ``dependency``, made once."""
-    from kubefox.telemetry.spans import shared_attributes  # loaded only with a tracer
+def _call_span(session: Session, dependency: Dependency) -> CallSpans:
+    """The name, shared attributes and builder of the spans of calls to ``dependency``, once."""
+    # Loaded only with a tracer: with telemetry off a component never loads OpenTelemetry.
+    from kubefox.telemetry.spans import shared_attributes
+    from kubefox.telemetry.tracing import dependency_span
 
     common = {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
-    known = (f"Send REQUEST to {dependency.name}", shared_attributes.share(common))
+    known = (
+        f"Send REQUEST to {dependency.name}",
+        shared_attributes.share(common),
+        dependency_span,
+    )
     session.call_spans[dependency.name] = known
     return known
 

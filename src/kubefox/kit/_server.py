@@ -23,6 +23,7 @@ import asyncio
 import collections
 import datetime
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import Token
@@ -63,7 +64,7 @@ if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has tel
     from opentelemetry.context import Context as OtelContext
 
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopAttributes, HopSpan, HopTracer
+    from kubefox.telemetry.tracing import HopAttributes, HopTracer
 
 _NS = 1_000_000_000
 DEFAULT_ROUTE = -1
@@ -72,13 +73,18 @@ DEFAULT_ROUTE = -1
 _MAX_HELD = 65_536
 
 
+#: The W3C ``sampled`` trace flag.
+_SAMPLED = 0x01
+_getrandbits = random.getrandbits
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _sampled(event: Event) -> bool:
     parent = event.parent_span
-    return parent is not None and bool(parent.flags & 1)
+    return parent is not None and bool(parent.flags & _SAMPLED)
 
 
 class _SpanCode(NamedTuple):
@@ -87,14 +93,16 @@ class _SpanCode(NamedTuple):
     attributes: type[HopAttributes]
     enter: Callable[[SpanContext], Token[OtelContext] | None]
     leave: Callable[[Token[OtelContext]], None]
+    trace_id: Callable[[], bytes]
 
 
 def _span_code() -> _SpanCode:
     # Imported only with a tracer: with telemetry off a component never loads OpenTelemetry.
     from kubefox.telemetry import user_spans
+    from kubefox.telemetry.spans import ids
     from kubefox.telemetry.tracing import HopAttributes
 
-    return _SpanCode(HopAttributes, user_spans.enter, user_spans.leave)
+    return _SpanCode(HopAttributes, user_spans.enter, user_spans.leave, lambda: ids.take(16))
 
 
 def registration_key(settings: KitSettings) -> str:
@@ -131,7 +139,7 @@ class Server:
                 (DEFAULT_ROUTE, "Default route"),
             ]
             self._span_routes = {
-                i: (name, code.attributes(extra={ROUTE_ID: i})) for i, name in named
+                i: (name, code.attributes(kind="server", extra={ROUTE_ID: i})) for i, name in named
             }
         self._transport = transport
         self._handlers = [route.handler for route in routes]
@@ -331,22 +339,21 @@ class Server:
         """
         started = time.perf_counter()
         event = matched.event
-        span: HopSpan | None = None
         ids: SpanContext | None = None
+        start_ns = 0
+        parent_id = b""
         joined: Token[OtelContext] | None = None
         parent = event.parent_span
         tracer = self._tracer
         code = self._span_code
-        if sampled and tracer is not None and code is not None:
-            route = self._span_routes.get(matched.route_id)
-            if route is None:  # pragma: no cover - the matcher only yields routes it was given
-                route = ("unknown", code.attributes(extra={ROUTE_ID: matched.route_id}))
-            name, kind = route
-            _, attributes, shared = kind.of(event)
-            span = tracer.start(
-                name, parent=parent, kind="server", attributes=attributes, shared=shared
-            )
-            ids = span.context
+        if sampled and tracer is not None and code is not None and parent is not None:
+            start_ns = time.time_ns()
+            trace_id, parent_id = parent.trace_id, parent.span_id
+            if len(trace_id) != 16:  # a malformed parent: the span starts a trace of its own
+                trace_id, parent_id = code.trace_id(), b""
+            # What HopTracer.start draws, inline: every sampled event. Zero is no span id.
+            span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+            ids = SpanContext(trace_id=trace_id, span_id=span_id, flags=_SAMPLED)
             # The handler's log lines (any logger's) carry the ids, and its own spans join.
             # Bound for the rest of the event's task, which is its own: nothing to undo.
             bind_request(event.id, ids)
@@ -364,8 +371,28 @@ class Server:
         finally:
             if joined is not None and code is not None:
                 code.leave(joined)
-        if span is not None and tracer is not None:
-            tracer.end(span, status_code=status, error=failure)
+        if ids is not None and tracer is not None:
+            # The span is built when its batch is exported (SpanBatcher.defer), from this.
+            name, kind = self._span_route(matched.route_id)
+            lazy = (
+                kind.build,
+                (
+                    name,
+                    (event.category, event.type, event.context, event.target, None),
+                    event.id,
+                    event.parent_id,
+                ),
+                ids.trace_id,
+                ids.span_id,
+                parent_id,
+                start_ns,
+                time.time_ns(),
+                status,
+            )
+            if failure is None:
+                tracer.defer(lazy)
+            else:
+                tracer.end(kind.build(lazy), status_code=status, error=failure)
         metrics = self._metrics
         if metrics is not None:
             context = event.context
@@ -381,6 +408,16 @@ class Server:
             if failure is not None:
                 metrics.failed_key(key, failure.code)
         return answer
+
+    def _span_route(self, route_id: int) -> tuple[str, HopAttributes]:
+        """The name and attributes of the spans of ``route_id``'s events."""
+        route = self._span_routes.get(route_id)
+        if route is None:  # pragma: no cover - the matcher only yields routes it was given
+            code = self._span_code
+            if code is None:
+                raise RuntimeError("spans of a server without a tracer")
+            route = ("unknown", code.attributes(kind="server", extra={ROUTE_ID: route_id}))
+        return route
 
     async def _dispatch(
         self, matched: MatchedEvent, deadline: float, span: SpanContext | None = None

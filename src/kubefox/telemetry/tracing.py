@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kubefox.core.events import Category, Component, Event, SpanContext
+from kubefox.core.events import Category, Component, Event, EventContext, SpanContext
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
 from kubefox.telemetry.spans import SAMPLED, HopSpan, SharedSet, ids, shared_attributes
@@ -36,7 +36,10 @@ __all__ = [
     "HopAttributes",
     "HopSpan",
     "HopTracer",
+    "KindKey",
+    "LazySpan",
     "SpanSink",
+    "dependency_span",
     "end_span",
     "event_attributes",
     "event_span",
@@ -114,16 +117,17 @@ def event_attributes(event: Event) -> dict[str, Any]:
     values: dict[str, Any] = {attr.EVENT_ID: event.id}
     if event.parent_id:
         values[attr.EVENT_PARENT_ID] = event.parent_id
-    values.update(_kind_attributes(event, event.target))
+    values.update(_kind_attributes(event.category, event.type, event.context, event.target))
     return values
 
 
-def _kind_attributes(event: Event, target: Component | None) -> dict[str, Any]:
-    """What :func:`event_attributes` holds besides the event's own ids (``target``'s, not its)."""
-    context = event.context
-    values: dict[str, Any] = {attr.EVENT_CATEGORY: _CATEGORY_NAMES[event.category]}
-    if event.type:
-        values[attr.EVENT_TYPE] = event.type
+def _kind_attributes(
+    category: Category, type_: str, context: EventContext, target: Component | None
+) -> dict[str, Any]:
+    """What :func:`event_attributes` holds besides the event's own ids."""
+    values: dict[str, Any] = {attr.EVENT_CATEGORY: _CATEGORY_NAMES[category]}
+    if type_:
+        values[attr.EVENT_TYPE] = type_
     if context.virtual_environment:
         values[attr.VIRTUAL_ENVIRONMENT] = context.virtual_environment
     if context.app_deployment:
@@ -140,72 +144,154 @@ def _kind_attributes(event: Event, target: Component | None) -> dict[str, Any]:
     return values
 
 
+#: The kind of an event, as :class:`HopAttributes` keys it: category, type,
+#: context, target and (for the broker's spans) sender.
+KindKey = tuple[Category, str, EventContext, Component | None, Component | None]
+
+#: A span ended on the hot path and built only when its batch is exported
+#: (:meth:`HopTracer.defer`): ``(build, detail, trace_id, span_id,
+#: parent_span_id, start_ns, end_ns, status_code)``, ``build(lazy)`` making
+#: the :class:`HopSpan` out of it. ``status_code`` is the HTTP status (0: none).
+LazySpan = tuple[Callable[[Any], HopSpan], Any, bytes, bytes, bytes, int, int, int]
+
+
+def _status(status_code: int) -> int:
+    return _ERROR if status_code >= 500 else 0
+
+
 class HopAttributes:
     """:func:`event_attributes` of one hop's events, what events of a kind share kept once.
 
-    Events of one kind (category, type, context, target, and sender when
-    asked) differ in their ids only: the rest is built the first time, kept
-    in :data:`~kubefox.telemetry.spans.shared_attributes`, and named by its
-    index on every span of that kind after, so a sampled hop builds a dict of
-    two ids instead of a dozen attributes, and its span encodes in half the
-    bytes. The span's name, when the hop names its spans by kind, is made
-    once per kind too. At most ``limit`` kinds are remembered (past it the
-    table starts anew); when the process's shared table is full a kind's
-    attributes go on each span itself, as before.
+    Events of one kind (:data:`KindKey`: category, type, context, target, and
+    sender when asked) differ in their ids only: the rest is built the first
+    time, kept in :data:`~kubefox.telemetry.spans.shared_attributes`, and
+    named by its index on every span of that kind after, so a sampled hop
+    builds a dict of two ids instead of a dozen attributes, and its span
+    encodes in half the bytes. The span's name, when the hop names its spans
+    by kind, is made once per kind too. At most ``limit`` kinds are remembered
+    (past it the table starts anew); when the process's shared table is full
+    a kind's attributes go on each span itself, as before.
 
     Args:
         source: whether the sender's app and name are attributes too (the broker's spans).
         extra: attributes every span of the hop carries, whatever its event.
-        name: the span name of an event's kind; without it spans of every kind are named "".
+        name: the span name of a kind; without it spans of every kind are named "".
+        kind: the OTLP span kind of the spans :meth:`build` makes.
         limit: kinds remembered at most.
     """
 
-    __slots__ = ("_extra", "_kinds", "_limit", "_name", "_source")
+    __slots__ = ("_extra", "_kinds", "_limit", "_name", "_source", "_span_kind")
 
     def __init__(
         self,
         *,
         source: bool = False,
         extra: dict[str, Any] | None = None,
-        name: Callable[[Event], str] | None = None,
+        name: Callable[[KindKey], str] | None = None,
+        kind: str = "internal",
         limit: int = 1024,
     ) -> None:
         self._source = source
         self._extra = dict(extra or {})
         self._name = name
+        self._span_kind = _KINDS[kind]
         self._limit = limit
-        self._kinds: dict[Any, tuple[str, SharedSet]] = {}
+        self._kinds: dict[KindKey, tuple[str, SharedSet]] = {}
+
+    def key(self, event: Event, target: Component | None = None) -> KindKey:
+        """The kind of ``event``; ``target``, when given, stands for its own (its route's)."""
+        return (
+            event.category,
+            event.type,
+            event.context,
+            event.target if target is None else target,
+            event.source if self._source else None,
+        )
 
     def of(self, event: Event, target: Component | None = None) -> tuple[str, dict[str, Any], int]:
         """The span name of ``event``'s kind, a new dict of its own attributes, the kind's index.
 
-        ``target``, when given, stands for the event's own (where the broker
-        routed it). With an index of -1 the dict holds them all (see
-        :meth:`HopSpan.all_attributes <kubefox.telemetry.spans.HopSpan.all_attributes>`).
+        ``target`` as for :meth:`key`. With an index of -1 the dict holds them
+        all (see :meth:`HopSpan.all_attributes
+        <kubefox.telemetry.spans.HopSpan.all_attributes>`).
         """
-        if target is None:
-            target = event.target
-        source = event.source if self._source else None
-        key = (event.category, event.type, event.context, target, source)
+        return self.of_key(self.key(event, target), event.id, event.parent_id)
+
+    def of_key(
+        self, key: KindKey, event_id: str, parent_id: str
+    ) -> tuple[str, dict[str, Any], int]:
+        """:meth:`of` the event of kind ``key`` with these ids."""
         kind = self._kinds.get(key)
         if kind is None:
-            kind = self._remember(key, event, target)
-        own = {attr.EVENT_ID: event.id}
-        if event.parent_id:
-            own[attr.EVENT_PARENT_ID] = event.parent_id
+            kind = self._remember(key)
+        own = {attr.EVENT_ID: event_id}
+        if parent_id:
+            own[attr.EVENT_PARENT_ID] = parent_id
         return kind[0], own, kind[1].onto(own)
 
-    def _remember(self, key: Any, event: Event, target: Component | None) -> tuple[str, SharedSet]:
-        values = _kind_attributes(event, target)
-        if self._source:
-            values[attr.SOURCE_NAME] = event.source.name
-            values[attr.SOURCE_APP] = event.source.app
+    def build(self, lazy: LazySpan) -> HopSpan:
+        """The span of a :data:`LazySpan` whose detail is ``(name, key, event id, parent id)``.
+
+        An empty ``name`` is the kind's (see ``name``).
+        """
+        _, (name, key, event_id, parent_id), trace_id, span_id, parent, start, end, status = lazy
+        kind_name, own, shared = self.of_key(key, event_id, parent_id)
+        if status:
+            own[attr.HTTP_STATUS_CODE] = status
+        return HopSpan(
+            trace_id,
+            span_id,
+            parent,
+            name or kind_name,
+            self._span_kind,
+            start,
+            end,
+            _status(status),
+            "",
+            own,
+            (),
+            shared,
+        )
+
+    def _remember(self, key: KindKey) -> tuple[str, SharedSet]:
+        category, type_, context, target, source = key
+        values = _kind_attributes(category, type_, context, target)
+        if source is not None:
+            values[attr.SOURCE_NAME] = source.name
+            values[attr.SOURCE_APP] = source.app
         values.update(self._extra)
-        kind = ("" if self._name is None else self._name(event), shared_attributes.share(values))
+        kind = ("" if self._name is None else self._name(key), shared_attributes.share(values))
         if len(self._kinds) >= self._limit:
             self._kinds.clear()
         self._kinds[key] = kind
         return kind
+
+
+def dependency_span(lazy: LazySpan) -> HopSpan:
+    """The client span of a call (a :data:`LazySpan`).
+
+    Its detail is ``(name, shared set, event id, parent event id)``: the
+    request's id, the id of the event whose handler called.
+    """
+    _, (name, common, event_id, parent_id), trace_id, span_id, parent, start, end, status = lazy
+    own = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
+    shared = common.onto(own)
+    if status:
+        own[attr.HTTP_STATUS_CODE] = status
+    return HopSpan(
+        trace_id,
+        span_id,
+        parent,
+        name,
+        _KINDS["client"],
+        start,
+        end,
+        _status(status),
+        "",
+        own,
+        (),
+        shared,
+    )
 
 
 def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:
@@ -231,12 +317,19 @@ class HopTracer:
         ratio: the share of new traces sampled (httpsrv only starts traces).
     """
 
-    __slots__ = ("_random", "ratio", "sink")
+    __slots__ = ("_random", "defer", "ratio", "sink")
 
     def __init__(self, sink: SpanSink, *, ratio: float = 1.0) -> None:
         self.sink = sink
         self._random = random.Random()  # noqa: S311 - sampling, not secrecy
         self.ratio = ratio
+        #: Hands an ended :data:`LazySpan` to the sink: kept as it is by a sink
+        #: that builds spans when it exports them (a SpanBatcher's ``defer``),
+        #: built now for any other.
+        self.defer: Callable[[LazySpan], None] = getattr(sink, "defer", None) or self._build_now
+
+    def _build_now(self, lazy: LazySpan) -> None:
+        self.sink.add(lazy[0](lazy))
 
     def wants(self, parent: SpanContext | None, *, force: bool = False, root: bool = False) -> bool:
         """Whether a span under ``parent`` is recorded (cheap: no span is built)."""

@@ -13,12 +13,15 @@ from structlog.testing import LogCapture
 
 from kubefox.core import codec
 from kubefox.core.codec import encode_matched
+from kubefox.core.errors import UnavailableError
 from kubefox.core.events import Category, Event, MatchedEvent, SpanContext
 from kubefox.kit import Kit, Kontext, Response
 from kubefox.kit._server import Server
+from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import add_request_ids
+from kubefox.telemetry.records import SpanKind, StatusCode
 from kubefox.telemetry.tracing import SAMPLED, HopSpan, HopTracer
-from tests.unit.kit.fakes import MAX_SIZE, FakeTransport, request_event, settings
+from tests.unit.kit.fakes import CONTEXT, MAX_SIZE, FakeTransport, request_event, settings
 
 PARENT = SpanContext(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), flags=SAMPLED)
 module_log = structlog.get_logger("tests.unit.kit.test_tracing")
@@ -124,3 +127,60 @@ async def test_an_unsampled_request_records_no_span_and_binds_no_ids(
         (False, True),
         (False, False),
     ]
+
+
+async def test_the_handler_s_and_the_call_s_spans_have_their_hop_s_attributes() -> None:
+    """Built when exported, the two spans hold what a span built at once would."""
+    transport = FakeTransport(_who)
+    spans = _Spans()
+
+    await _serve(_frontend(), transport, spans, PARENT)
+
+    client, handler = spans.spans
+    [(_, sent, _)] = transport.requests
+    assert (handler.name, handler.kind) == ("Path(`/qa/hello`)", int(SpanKind.SERVER))
+    assert handler.trace_id == client.trace_id == PARENT.trace_id
+    assert handler.start_ns <= client.start_ns <= client.end_ns <= handler.end_ns
+    assert handler.all_attributes() == {
+        attr.EVENT_ID: handler.attributes[attr.EVENT_ID],
+        attr.EVENT_CATEGORY: "REQUEST",
+        attr.EVENT_TYPE: "io.kubefox.http",
+        attr.VIRTUAL_ENVIRONMENT: CONTEXT.virtual_environment,
+        attr.APP_DEPLOYMENT: CONTEXT.app_deployment,
+        attr.APP: "hello-world",
+        attr.COMPONENT: "frontend",
+        attr.ROUTE_ID: 0,
+        attr.HTTP_STATUS_CODE: 200,
+    }
+    assert (client.name, client.kind) == ("Send REQUEST to backend", int(SpanKind.CLIENT))
+    assert client.all_attributes() == {
+        attr.COMPONENT: "backend",
+        attr.APP: settings().app,
+        attr.EVENT_PARENT_ID: handler.attributes[attr.EVENT_ID],
+        attr.EVENT_ID: sent.id,
+        attr.HTTP_STATUS_CODE: 200,
+    }
+    assert (handler.status_code, client.status_code) == (0, 0)
+
+
+async def test_a_failed_call_and_handler_end_their_spans_as_errors() -> None:
+    """The call's span and the handler's carry the error and its exception event."""
+
+    async def nobody(subject: str, event: Event) -> bytes:
+        raise UnavailableError("backend is not running")
+
+    transport = FakeTransport(nobody)
+    spans = _Spans()
+
+    reply = await _serve(_frontend(), transport, spans, PARENT)
+
+    assert reply.type == "io.kubefox.error"
+    client, handler = spans.spans
+    assert client.parent_span_id == handler.span_id
+    for span in (client, handler):
+        assert span.status_code == int(StatusCode.ERROR)
+        assert "backend is not running" in span.status_message
+        [(event_name, _, values)] = span.events
+        assert event_name == "exception"
+        assert values["exception.type"].endswith("UnavailableError")
+    assert handler.attributes[attr.HTTP_STATUS_CODE] == 503

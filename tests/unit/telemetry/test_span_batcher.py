@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from kubefox.telemetry._chunks import NAME, SCOPE, ChunkRow, decode
 from kubefox.telemetry.export import SpanBatcher
 from kubefox.telemetry.spans import HopSpan
-from kubefox.telemetry.tracing import HopTracer
+from kubefox.telemetry.tracing import HopTracer, LazySpan
 
 
 class Kept:
@@ -190,3 +191,32 @@ def test_a_flush_off_any_loop_sends_the_chunk() -> None:
     assert batcher.force_flush(1.0)
 
     assert _chunk_names(chunks) == ["hop 0", "hop 1"]
+
+
+def _lazy(name: str, build: Callable[[LazySpan], HopSpan] | None = None) -> LazySpan:
+    def made(lazy: LazySpan) -> HopSpan:
+        _, detail, trace_id, span_id, parent, start, end, _status = lazy
+        return HopSpan(trace_id, span_id, parent, detail, 1, start, end)
+
+    return (build or made, name, b"\x01" * 16, b"\x02" * 8, b"", 1, 2, 0)
+
+
+async def test_deferred_spans_are_built_when_exported_and_count_in_the_queue() -> None:
+    """defer keeps what a span is made of; the export builds it. One that cannot be is left out."""
+
+    def broken(lazy: LazySpan) -> HopSpan:
+        raise ValueError("no span")
+
+    kept = Kept()
+    batcher = SpanBatcher([kept], delay=30.0, max_queue=4)
+    tracer = HopTracer(batcher)
+    _emit(tracer, 1)
+    tracer.defer(_lazy("deferred 1"))
+    tracer.defer(_lazy("unbuildable", broken))
+    tracer.defer(_lazy("deferred 2"))
+    tracer.defer(_lazy("over the queue"))
+
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert batcher.dropped == 1
+    assert _names(kept) == ["hop 0", "deferred 1", "deferred 2"]

@@ -21,6 +21,7 @@ from kubefox.telemetry.tracing import (
     HopAttributes,
     HopSpan,
     HopTracer,
+    KindKey,
     event_attributes,
     event_span,
     format_traceparent,
@@ -238,19 +239,19 @@ def test_a_target_given_stands_for_the_event_s_and_a_kind_is_named_once() -> Non
     """The broker's spans: the routed target's attributes, its name made once per kind."""
     names: list[str] = []
 
-    def name(event: Event) -> str:
-        names.append(event.id)
-        return f"Route {event.category.name}"
+    def name(kind: KindKey) -> str:
+        names.append(kind[2].virtual_environment)
+        return f"Route {kind[0].name}"
 
     hop_attributes = HopAttributes(name=name)
     routed = Component(app="hello", name="backend", hash="def")
 
     first_name, _, first_set = hop_attributes.of(_event("e1"), routed)
     again_name, _, again_set = hop_attributes.of(_event("e2"), routed)
-    *_, unrouted_set = hop_attributes.of(_event("e3"))
+    *_, unrouted_set = hop_attributes.of(_event("e3", ve="dev"))
 
     assert first_name == again_name == "Route REQUEST"
-    assert names == ["e1", "e3"]
+    assert names == ["qa", "dev"]
     assert first_set == again_set != unrouted_set
     assert shared_attributes[first_set][attr.HASH] == "def"
     assert shared_attributes[unrouted_set][attr.HASH] == "abc"
