@@ -387,12 +387,10 @@ class Broker:
         target = event.target if relay is None else relay.target
         lazy = (
             attributes.build,
-            (
-                "",
-                (event.category, event.type, event.context, target, event.source),
-                event.id,
-                event.parent_id,
-            ),
+            "",
+            (event.category, event.type, event.context, target, event.source),
+            event.id,
+            event.parent_id,
             context.trace_id,
             context.span_id,
             parent_id,

@@ -488,18 +488,22 @@ class Kontext:
         name, common, build = session.call_spans.get(dependency.name) or _call_span(
             session, dependency
         )
-        detail = (name, common, request.id, self.event.id)
+        event_id, caller_event = request.id, self.event.id
         trace_id, span_id, caller_id = parent.trace_id, parent.span_id, caller.span_id
         try:
             reply = await self._call(dependency, request, budget)
         except Exception as exc:
-            ended = (build, detail, trace_id, span_id, caller_id, start_ns, time.time_ns(), 0)
-            tracer.end(build(ended), error=exc)
+            ended = time.time_ns()
+            lazy = (build, name, common, event_id, caller_event, trace_id, span_id, caller_id)
+            tracer.end(build((*lazy, start_ns, ended, 0)), error=exc)
             raise
         tracer.defer(
             (
                 build,
-                detail,
+                name,
+                common,
+                event_id,
+                caller_event,
                 trace_id,
                 span_id,
                 caller_id,

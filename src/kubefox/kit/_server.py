@@ -376,12 +376,10 @@ class Server:
             name, kind = self._span_route(matched.route_id)
             lazy = (
                 kind.build,
-                (
-                    name,
-                    (event.category, event.type, event.context, event.target, None),
-                    event.id,
-                    event.parent_id,
-                ),
+                name,
+                (event.category, event.type, event.context, event.target, None),
+                event.id,
+                event.parent_id,
                 ids.trace_id,
                 ids.span_id,
                 parent_id,

@@ -149,14 +149,13 @@ def _kind_attributes(
 KindKey = tuple[Category, str, EventContext, Component | None, Component | None]
 
 #: A span ended on the hot path and built only when its batch is exported
-#: (:meth:`HopTracer.defer`): ``(build, detail, trace_id, span_id,
-#: parent_span_id, start_ns, end_ns, status_code)``, ``build(lazy)`` making
-#: the :class:`HopSpan` out of it. ``status_code`` is the HTTP status (0: none).
-LazySpan = tuple[Callable[[Any], HopSpan], Any, bytes, bytes, bytes, int, int, int]
-
-
-def _status(status_code: int) -> int:
-    return _ERROR if status_code >= 500 else 0
+#: (:meth:`HopTracer.defer`): ``(build, name, kind, event_id, parent_event_id,
+#: trace_id, span_id, parent_span_id, start_ns, end_ns, status_code)``;
+#: ``build(lazy)`` makes the :class:`HopSpan` of it. ``kind`` is what ``build``
+#: makes the attributes of (a :data:`KindKey` for :meth:`HopAttributes.build`,
+#: a shared set for :func:`dependency_span`); ``status_code`` is the HTTP
+#: status (0: none). One flat tuple: thousands wait for each export.
+LazySpan = tuple[Callable[[Any], HopSpan], str, Any, str, str, bytes, bytes, bytes, int, int, int]
 
 
 class HopAttributes:
@@ -230,12 +229,22 @@ class HopAttributes:
         return kind[0], own, kind[1].onto(own)
 
     def build(self, lazy: LazySpan) -> HopSpan:
-        """The span of a :data:`LazySpan` whose detail is ``(name, key, event id, parent id)``.
+        """The span of a :data:`LazySpan` whose kind is a :data:`KindKey`.
 
-        An empty ``name`` is the kind's (see ``name``).
+        An empty name is the kind's (see ``name``). What :meth:`of_key` does,
+        inline: this runs for every lazy span of an export, in one loop.
         """
-        _, (name, key, event_id, parent_id), trace_id, span_id, parent, start, end, status = lazy
-        kind_name, own, shared = self.of_key(key, event_id, parent_id)
+        _, name, key, event_id, parent_id, trace_id, span_id, parent, start, end, status = lazy
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._remember(key)
+        kind_name, common = kind
+        own: dict[str, Any] = {attr.EVENT_ID: event_id}
+        if parent_id:
+            own[attr.EVENT_PARENT_ID] = parent_id
+        shared = common.index
+        if shared < 0:
+            own.update(common.values)
         if status:
             own[attr.HTTP_STATUS_CODE] = status
         return HopSpan(
@@ -246,7 +255,7 @@ class HopAttributes:
             self._span_kind,
             start,
             end,
-            _status(status),
+            _ERROR if status >= 500 else 0,
             "",
             own,
             (),
@@ -268,13 +277,12 @@ class HopAttributes:
 
 
 def dependency_span(lazy: LazySpan) -> HopSpan:
-    """The client span of a call (a :data:`LazySpan`).
+    """The client span of a call: a :data:`LazySpan` whose kind is the call's shared set.
 
-    Its detail is ``(name, shared set, event id, parent event id)``: the
-    request's id, the id of the event whose handler called.
+    Its event is the request, its parent event the one whose handler called.
     """
-    _, (name, common, event_id, parent_id), trace_id, span_id, parent, start, end, status = lazy
-    own = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
+    _, name, common, event_id, parent_id, trace_id, span_id, parent, start, end, status = lazy
+    own: dict[str, Any] = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
     shared = common.onto(own)
     if status:
         own[attr.HTTP_STATUS_CODE] = status
@@ -286,7 +294,7 @@ def dependency_span(lazy: LazySpan) -> HopSpan:
         _KINDS["client"],
         start,
         end,
-        _status(status),
+        _ERROR if status >= 500 else 0,
         "",
         own,
         (),

@@ -195,10 +195,10 @@ def test_a_flush_off_any_loop_sends_the_chunk() -> None:
 
 def _lazy(name: str, build: Callable[[LazySpan], HopSpan] | None = None) -> LazySpan:
     def made(lazy: LazySpan) -> HopSpan:
-        _, detail, trace_id, span_id, parent, start, end, _status = lazy
-        return HopSpan(trace_id, span_id, parent, detail, 1, start, end)
+        _, name, _, _, _, trace_id, span_id, parent, start, end, _ = lazy
+        return HopSpan(trace_id, span_id, parent, name, 1, start, end)
 
-    return (build or made, name, b"\x01" * 16, b"\x02" * 8, b"", 1, 2, 0)
+    return (build or made, name, None, "", "", b"\x01" * 16, b"\x02" * 8, b"", 1, 2, 0)
 
 
 async def test_deferred_spans_are_built_when_exported_and_count_in_the_queue() -> None:
