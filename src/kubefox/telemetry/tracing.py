@@ -223,7 +223,7 @@ class HopAttributes:
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._remember(key)
-        own = {attr.EVENT_ID: event_id}
+        own: dict[str, Any] = {attr.EVENT_ID: event_id}
         if parent_id:
             own[attr.EVENT_PARENT_ID] = parent_id
         return kind[0], own, kind[1].onto(own)
@@ -231,36 +231,11 @@ class HopAttributes:
     def build(self, lazy: LazySpan) -> HopSpan:
         """The span of a :data:`LazySpan` whose kind is a :data:`KindKey`.
 
-        An empty name is the kind's (see ``name``). What :meth:`of_key` does,
-        inline: this runs for every lazy span of an export, in one loop.
+        An empty name is the kind's (see ``name``).
         """
-        _, name, key, event_id, parent_id, trace_id, span_id, parent, start, end, status = lazy
-        kind = self._kinds.get(key)
-        if kind is None:
-            kind = self._remember(key)
-        kind_name, common = kind
-        own: dict[str, Any] = {attr.EVENT_ID: event_id}
-        if parent_id:
-            own[attr.EVENT_PARENT_ID] = parent_id
-        shared = common.index
-        if shared < 0:
-            own.update(common.values)
-        if status:
-            own[attr.HTTP_STATUS_CODE] = status
-        return HopSpan(
-            trace_id,
-            span_id,
-            parent,
-            name or kind_name,
-            self._span_kind,
-            start,
-            end,
-            _ERROR if status >= 500 else 0,
-            "",
-            own,
-            (),
-            shared,
-        )
+        _, name, key, event_id, parent_id, *_ = lazy
+        kind_name, own, shared = self.of_key(key, event_id, parent_id)
+        return _ended(lazy, name or kind_name, self._span_kind, own, shared)
 
     def _remember(self, key: KindKey) -> tuple[str, SharedSet]:
         category, type_, context, target, source = key
@@ -281,25 +256,18 @@ def dependency_span(lazy: LazySpan) -> HopSpan:
 
     Its event is the request, its parent event the one whose handler called.
     """
-    _, name, common, event_id, parent_id, trace_id, span_id, parent, start, end, status = lazy
+    _, name, common, event_id, parent_id, *_ = lazy
     own: dict[str, Any] = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
-    shared = common.onto(own)
+    return _ended(lazy, name, _KINDS["client"], own, common.onto(own))
+
+
+def _ended(lazy: LazySpan, name: str, kind: int, own: dict[str, Any], shared: int) -> HopSpan:
+    """The span of ``lazy`` with ``own`` attributes and its HTTP status (an error from 500)."""
+    _, _, _, _, _, trace_id, span_id, parent, start, end, status = lazy
     if status:
         own[attr.HTTP_STATUS_CODE] = status
-    return HopSpan(
-        trace_id,
-        span_id,
-        parent,
-        name,
-        _KINDS["client"],
-        start,
-        end,
-        _ERROR if status >= 500 else 0,
-        "",
-        own,
-        (),
-        shared,
-    )
+    error = _ERROR if status >= 500 else 0
+    return HopSpan(trace_id, span_id, parent, name, kind, start, end, error, "", own, (), shared)
 
 
 def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:
