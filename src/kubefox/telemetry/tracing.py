@@ -41,6 +41,7 @@ __all__ = [
     "SpanSink",
     "dependency_span",
     "end_span",
+    "ended_span",
     "event_attributes",
     "event_span",
     "format_traceparent",
@@ -235,7 +236,7 @@ class HopAttributes:
         """
         _, name, key, event_id, parent_id, *_ = lazy
         kind_name, own, shared = self.of_key(key, event_id, parent_id)
-        return _ended(lazy, name or kind_name, self._span_kind, own, shared)
+        return ended_span(lazy, name or kind_name, self._span_kind, own, shared)
 
     def _remember(self, key: KindKey) -> tuple[str, SharedSet]:
         category, type_, context, target, source = key
@@ -258,11 +259,14 @@ def dependency_span(lazy: LazySpan) -> HopSpan:
     """
     _, name, common, event_id, parent_id, *_ = lazy
     own: dict[str, Any] = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
-    return _ended(lazy, name, _KINDS["client"], own, common.onto(own))
+    return ended_span(lazy, name, _KINDS["client"], own, common.onto(own))
 
 
-def _ended(lazy: LazySpan, name: str, kind: int, own: dict[str, Any], shared: int) -> HopSpan:
-    """The span of ``lazy`` with ``own`` attributes and its HTTP status (an error from 500)."""
+def ended_span(lazy: LazySpan, name: str, kind: int, own: dict[str, Any], shared: int) -> HopSpan:
+    """The span of ``lazy``: ``name``, OTLP ``kind``, ``own`` attributes plus its HTTP status.
+
+    A status of 500 or more makes it an error; ``shared`` names its shared set (or -1).
+    """
     _, _, _, _, _, trace_id, span_id, parent, start, end, status = lazy
     if status:
         own[attr.HTTP_STATUS_CODE] = status

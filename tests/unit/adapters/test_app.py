@@ -476,6 +476,47 @@ async def test_a_sampled_request_carries_its_server_span_to_the_target_and_the_c
     assert span.all_attributes()[attr.COMPONENT] == "frontend"
 
 
+async def test_a_request_s_span_under_a_traceparent_has_its_attributes(router: Router) -> None:
+    """Built when exported: the caller's trace and parent, the route's attributes, the status."""
+    spans = _Spans()
+    app = HttpAdapter(
+        router, FakeRequester(), platform="demo", timeout=5.0, tracer=HopTracer(spans, ratio=0.0)
+    )
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    response = await get(app, f"/qa/hello?{QA}", headers={"traceparent": caller})
+
+    [span] = spans.spans
+    assert (span.trace_id.hex(), span.parent_span_id.hex()) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
+    assert (span.name, span.kind, span.status_code) == ("GET /qa/hello", 2, 0)
+    values = span.all_attributes()
+    assert values[attr.EVENT_ID] == response.headers["kubefox-event-id"]
+    assert (values["http.request.method"], values["url.path"]) == ("GET", "/qa/hello")
+    assert values[attr.HTTP_STATUS_CODE] == 200
+    assert (values[attr.APP], values[attr.COMPONENT]) == ("hello-world", "frontend")
+    assert values[attr.VIRTUAL_ENVIRONMENT] == "qa"
+
+
+async def test_a_failed_request_s_span_is_an_error_with_its_exception(router: Router) -> None:
+    """A request the target never answered: the span ends as an error, its status 504."""
+    requester = FakeRequester(error=DeadlineExceededError("no answer"))
+    spans = _Spans()
+    app = HttpAdapter(router, requester, platform="demo", timeout=5.0, tracer=HopTracer(spans))
+
+    response = await get(app, f"/qa/hello?{QA}")
+
+    [span] = spans.spans
+    assert response.status_code == 504
+    assert span.status_code == 2  # ERROR
+    assert span.attributes[attr.HTTP_STATUS_CODE] == 504
+    [(name, _, values)] = span.events
+    assert name == "exception"
+    assert values["exception.type"].endswith("DeadlineExceededError")
+
+
 async def test_an_unsampled_request_carries_no_span(router: Router) -> None:
     """At ratio 0 without kf-sample: no span, no traceparent, no parent span in the event."""
     requester = FakeRequester()

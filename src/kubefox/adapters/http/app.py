@@ -22,6 +22,7 @@ and 503 otherwise; the path is reserved, no route can match it.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import string
 import time
@@ -56,11 +57,13 @@ from kubefox.resources.platform import DEFAULT_EVENT_MAX_SIZE, DEFAULT_EVENT_TIM
 from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bind_request
-from kubefox.telemetry.spans import SharedSet, shared_attributes
+from kubefox.telemetry.records import SpanKind
+from kubefox.telemetry.spans import SAMPLED, SharedSet, shared_attributes
+from kubefox.telemetry.tracing import ended_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
     from kubefox.telemetry.metrics import HopMetrics
-    from kubefox.telemetry.tracing import HopSpan, HopTracer
+    from kubefox.telemetry.tracing import HopSpan, HopTracer, LazySpan
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -79,6 +82,8 @@ _ID_LENGTH = 10
 _NS = 1_000_000_000
 _HEALTHY_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
 _MAX_CACHED_SUBJECTS = 4096
+_SERVER = int(SpanKind.SERVER)
+_getrandbits = random.getrandbits
 _MAX_LENGTH_DIGITS = 18  # more digits than any body we would read; int() of huge text is slow
 _TRACEPARENT = b"traceparent"
 _SAMPLE_NAMES = (b"kf-sample", b"kubefox-telemetry-sample")
@@ -370,44 +375,58 @@ class HttpAdapter:
         return response.status, routed, failure
 
     async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one request inside its span (when sampled) and record its metrics."""
+        """Answer one request inside its span (when sampled) and record its metrics.
+
+        Only the span's context and start are made before the request is
+        answered; the span is built when its batch is exported
+        (:meth:`_request_span`, through ``HopTracer.defer``), or at once when
+        the request failed.
+        """
         started = time.perf_counter()
         event_id = new_id()
-        span: HopSpan | None = None
         trace: _Trace | None = None
         tracer = self._tracer
+        start_ns = 0
+        parent_id = b""
         if tracer is not None:
             parent, force = trace_request(scope)
             if tracer.wants(parent, force=force, root=True):
-                method = scope.get("method", "")
-                path = scope.get("path", "")
-                span = tracer.start(
-                    f"{method} {path}",
-                    parent=parent,
-                    kind="server",
-                    force=force,
-                    attributes={
-                        attr.EVENT_ID: event_id,
-                        "http.request.method": method,
-                        "url.path": path,
-                    },
-                )
+                start_ns = time.time_ns()
+                if parent is not None:  # parse_traceparent made its ids 16 and 8 bytes
+                    trace_id, parent_id = parent.trace_id, parent.span_id
+                else:
+                    # What HopTracer.start draws, inline: zero is no valid id.
+                    trace_id = (_getrandbits(128) or 1).to_bytes(16, "big")
+                span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+                context = SpanContext(trace_id=trace_id, span_id=span_id, flags=SAMPLED)
                 # The answer's traceparent (the span's own context is always sampled:
                 # flags 01); the request's log lines get the ids in hex only when logged.
-                context = span.context
-                trace = _Trace(
-                    context, f"00-{span.trace_id.hex()}-{span.span_id.hex()}-01".encode()
-                )
+                trace = _Trace(context, f"00-{trace_id.hex()}-{span_id.hex()}-01".encode())
                 bind_request(event_id, context)
         self.in_flight += 1
         try:
             status, routed, failure = await self._serve(scope, receive, send, event_id, trace)
         finally:
             self.in_flight -= 1
-        if span is not None and tracer is not None:
-            if routed is not None:
-                self._add_routed(span, routed)
-            tracer.end(span, status_code=status, error=failure)
+        if trace is not None and tracer is not None:
+            context = trace.context
+            lazy = (
+                self._request_span,
+                scope.get("method", ""),
+                (scope.get("path", ""), routed),
+                event_id,
+                "",
+                context.trace_id,
+                context.span_id,
+                parent_id,
+                start_ns,
+                time.time_ns(),
+                status,
+            )
+            if failure is None:
+                tracer.defer(lazy)
+            else:
+                tracer.end(self._request_span(lazy), status_code=status, error=failure)
         metrics = self._metrics
         if metrics is not None:
             if routed is not None:
@@ -427,16 +446,24 @@ class HttpAdapter:
             if isinstance(failure, KubeFoxError):
                 metrics.failed_key(key, failure.code)
 
-    def _add_routed(self, span: HopSpan, routed: Routed) -> None:
-        """Give ``span`` the attributes of where it was routed: shared, built once per route."""
-        known_key = (routed.route_id, routed.target, routed.context.event_context)
-        known = self._routed_attributes.get(known_key)
-        if known is None:
-            if len(self._routed_attributes) >= _MAX_CACHED_SUBJECTS:
-                self._routed_attributes.clear()
-            known = shared_attributes.share(_routed_attributes(routed))
-            self._routed_attributes[known_key] = known
-        span.shared = known.onto(span.attributes)
+    def _request_span(self, lazy: LazySpan) -> HopSpan:
+        """The server span of a request (a lazy span: its kind is its path and where it went).
+
+        Where it was routed is shared by every request of the route, built once per route.
+        """
+        _, method, (path, routed), event_id, *_ = lazy
+        own = {attr.EVENT_ID: event_id, "http.request.method": method, "url.path": path}
+        shared = -1
+        if routed is not None:
+            known_key = (routed.route_id, routed.target, routed.context.event_context)
+            known = self._routed_attributes.get(known_key)
+            if known is None:
+                if len(self._routed_attributes) >= _MAX_CACHED_SUBJECTS:
+                    self._routed_attributes.clear()
+                known = shared_attributes.share(_routed_attributes(routed))
+                self._routed_attributes[known_key] = known
+            shared = known.onto(own)
+        return ended_span(lazy, f"{method} {path}", _SERVER, own, shared)
 
     async def _forward(
         self, event: Event, routed: Routed, limits: Limits, deadline: float
