@@ -34,9 +34,9 @@ from kubefox.core.errors import InvalidError, NotFoundError
 #: role and component exports each half second; components post theirs over HTTP):
 #: a trace younger than this may still grow, and the latest one may not be in yet.
 SETTLE_SECONDS = 1.2
-#: Under load roles export every two seconds (``SpanBatcher``'s busy delay): a trace
-#: not found yet is looked for again until it is this old.
-BUSY_SETTLE_SECONDS = 3.0
+#: Under load roles export every five seconds (``SpanBatcher``'s busy delay): a trace
+#: not found yet, or one missing spans, is looked for again until this much has passed.
+BUSY_SETTLE_SECONDS = 6.0
 
 
 def _trace_from_json(document: dict[str, Any]) -> Any:
@@ -116,13 +116,16 @@ def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, 
     ``curl ... && fox trace --last`` runs a moment after the request ended, when
     some of its spans may still be on their way: a trace not found yet, or one
     whose newest span ended less than :data:`SETTLE_SECONDS` ago, is fetched
-    again once that time has passed (one not found, until
-    :data:`BUSY_SETTLE_SECONDS` have passed). For the ``latest`` trace, the one found
-    may be an older request's while the newest is not stored yet: it is
-    fetched again unless :data:`SETTLE_SECONDS` have passed since ``fox``
-    started (so after any request the shell ran before it).
+    again once that time has passed. One not found, or one with spans whose
+    parent is not in it yet (under load a role exports every five seconds),
+    is fetched again until :data:`BUSY_SETTLE_SECONDS` have passed. For the
+    ``latest`` trace, the one found may be an older request's while the
+    newest is not stored yet: it is fetched again unless
+    :data:`SETTLE_SECONDS` have passed since ``fox`` started (so after any
+    request the shell ran before it).
     """
-    document = _found(fetch, time.monotonic() + BUSY_SETTLE_SECONDS)
+    deadline = time.monotonic() + BUSY_SETTLE_SECONDS
+    document = _found(fetch, deadline)
     newest = max((int(span["end_ns"]) for span in document.get("spans", [])), default=0)
     now = time.time()
     wait = SETTLE_SECONDS - (now - newest / 1e9)
@@ -131,7 +134,21 @@ def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, 
     if wait > 0:
         time.sleep(wait)
         document = fetch()
+    if _orphans(document) > 1 and time.monotonic() < deadline:
+        from kubefox.cli.errors import stderr
+
+        with stderr.status("waiting for the rest of the trace's spans"):
+            while _orphans(document) > 1 and time.monotonic() < deadline:
+                time.sleep(SETTLE_SECONDS / 2)
+                document = fetch()
     return document
+
+
+def _orphans(document: dict[str, Any]) -> int:
+    """Spans of the trace whose parent is not in it: more than one (its root) are missing."""
+    spans = document.get("spans", [])
+    known = {span.get("span_id") for span in spans}
+    return sum(1 for span in spans if span.get("parent_span_id") not in known)
 
 
 def _found(fetch: Callable[[], dict[str, Any]], deadline: float) -> dict[str, Any]:
