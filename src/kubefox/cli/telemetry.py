@@ -34,9 +34,9 @@ from kubefox.core.errors import InvalidError, NotFoundError
 #: role and component exports each half second; components post theirs over HTTP):
 #: a trace younger than this may still grow, and the latest one may not be in yet.
 SETTLE_SECONDS = 1.2
-#: Under load roles export every five seconds (``SpanBatcher``'s busy delay): a trace
+#: Under load roles export every two seconds (``SpanBatcher``'s busy delay): a trace
 #: not found yet, or one missing spans, is looked for again until this much has passed.
-BUSY_SETTLE_SECONDS = 6.0
+BUSY_SETTLE_SECONDS = 3.0
 
 
 def _trace_from_json(document: dict[str, Any]) -> Any:
@@ -117,7 +117,7 @@ def _settled(fetch: Callable[[], dict[str, Any]], *, latest: bool) -> dict[str, 
     some of its spans may still be on their way: a trace not found yet, or one
     whose newest span ended less than :data:`SETTLE_SECONDS` ago, is fetched
     again once that time has passed. One not found, or one with spans whose
-    parent is not in it yet (under load a role exports every five seconds),
+    parent is not in it yet (under load a role exports every two seconds),
     is fetched again until :data:`BUSY_SETTLE_SECONDS` have passed. For the
     ``latest`` trace, the one found may be an older request's while the
     newest is not stored yet: it is fetched again unless
