@@ -4,12 +4,16 @@ The ``e2e``, ``tracing`` and ``security`` scenarios start several systems (the
 platform with different ``KUBEFOX_PLATFORM_*`` variables, the native pairs),
 check each answers hello-world, then load them in turns per concurrency, so
 drifting load on a shared machine hits each alike, and report the CPU every
-process of a system used per request.
+process of a system used per request: during its own phases (by process),
+and over the whole run (``total_whole_run``: from after the warm-ups to a
+moment after the last phase, so work a system does between its phases, a
+batch of spans exported while another system is measured, counts too).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +26,10 @@ EXPECTED = "👋 Hello World!"
 APP = ROOT / "examples" / "hello-world"
 #: The request every platform variant is loaded with.
 PLATFORM_REQUEST = "GET /qa/hello?kf-dep=hello-world-main&kf-ve=qa"
+
+#: Seconds waited after the last phase before the whole run's CPU is read: longer than
+#: a telemetry role's export delay under load (2 s), so what it still exports counts.
+SETTLE_SECONDS = 2.5
 
 #: Result name -> phases per concurrency, and each phase's CPU per request by process.
 Phases = dict[int, dict[str, LoadResult]]
@@ -96,6 +104,9 @@ def measure_in_turns(
         parts: dict[str, list[LoadResult]] = {name: [] for name in urls}
         used: dict[str, dict[str, float]] = {name: {} for name in urls}
         names = list(urls)
+        for name in names:
+            warm_up(urls[name], connections)
+        started = {name: _cpu_of(pids[name]) for name in names}
         for round_ in range(rounds):
             # Each round starts with the next system: what one leaves running when its
             # phase ends (a store's writes, say) then slows each system alike.
@@ -104,16 +115,24 @@ def measure_in_turns(
                 url = urls[name]
                 turn = f" (round {round_ + 1} of {rounds})" if rounds > 1 else ""
                 print(f"{scenario}: {name}, {connections} connections{turn}", file=sys.stderr)
-                if round_ == 0:
-                    warm_up(url, connections)
                 before = {role: cpu_seconds(pid) for role, pid in pids[name].items()}
                 parts[name].append(run_load(url, connections, seconds))
                 for role, pid in pids[name].items():
                     used[name][role] = used[name].get(role, 0.0) + cpu_seconds(pid) - before[role]
+        time.sleep(SETTLE_SECONDS)
         phases[connections] = {name: combined(results) for name, results in parts.items()}
         per_round[connections] = parts
         cpu[connections] = {
-            name: _cpu_per_request(used[name], phases[connections][name]) for name in urls
+            name: {
+                **_cpu_per_request(used[name], phases[connections][name]),
+                "total_whole_run": round(
+                    (_cpu_of(pids[name]) - started[name])
+                    * 1e6
+                    / max(1, phases[connections][name].requests),
+                    1,
+                ),
+            }
+            for name in urls
         }
     return phases, cpu, per_round
 
@@ -133,6 +152,11 @@ def _check(url: str, name: str) -> None:
         body = answer.read().decode()
     if body != EXPECTED:
         raise RuntimeError(f"{name} answered {body!r}, not {EXPECTED!r}")
+
+
+def _cpu_of(pids: Mapping[str, int]) -> float:
+    """CPU seconds the processes ``pids`` (role -> pid) have used."""
+    return sum(cpu_seconds(pid) for pid in pids.values())
 
 
 def _cpu_per_request(used: dict[str, float], result: LoadResult) -> dict[str, float]:
