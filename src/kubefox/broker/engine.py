@@ -398,10 +398,7 @@ class Broker:
             time.time_ns(),
             0,
         )
-        if error is None:
-            tracer.defer(lazy)
-        else:
-            tracer.end(attributes.build(lazy), error=error)
+        tracer.finish(lazy, error)
 
     def _record(self, event: Event, relay: _Relay, received: int) -> None:
         metrics = self._metrics

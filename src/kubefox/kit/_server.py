@@ -387,10 +387,7 @@ class Server:
                 time.time_ns(),
                 status,
             )
-            if failure is None:
-                tracer.defer(lazy)
-            else:
-                tracer.end(kind.build(lazy), status_code=status, error=failure)
+            tracer.finish(lazy, failure)
         metrics = self._metrics
         if metrics is not None:
             context = event.context

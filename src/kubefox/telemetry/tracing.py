@@ -311,6 +311,16 @@ class HopTracer:
     def _build_now(self, lazy: LazySpan) -> None:
         self.sink.add(lazy[0](lazy))
 
+    def finish(self, lazy: LazySpan, error: BaseException | None = None) -> None:
+        """End a lazy span: kept to be built at export, or, with ``error``, built and ended now.
+
+        A failed hop's span carries the error and its exception event (see :func:`end_span`).
+        """
+        if error is None:
+            self.defer(lazy)
+        else:
+            self.end(lazy[0](lazy), status_code=lazy[10], error=error)
+
     def wants(self, parent: SpanContext | None, *, force: bool = False, root: bool = False) -> bool:
         """Whether a span under ``parent`` is recorded (cheap: no span is built)."""
         if force:

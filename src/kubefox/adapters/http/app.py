@@ -423,10 +423,7 @@ class HttpAdapter:
                 time.time_ns(),
                 status,
             )
-            if failure is None:
-                tracer.defer(lazy)
-            else:
-                tracer.end(self._request_span(lazy), status_code=status, error=failure)
+            tracer.finish(lazy, failure)
         metrics = self._metrics
         if metrics is not None:
             if routed is not None:
