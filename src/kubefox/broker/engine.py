@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Coroutine
@@ -53,7 +52,6 @@ from kubefox.core.events import Category, Component, ComponentType, Event, SpanC
 from kubefox.natsio import Payload
 from kubefox.router import ResourceView, Router
 from kubefox.store.secrets import ResourceSecrets
-from kubefox.telemetry.spans import SAMPLED, ids
 from kubefox.telemetry.tracing import HopAttributes, KindKey
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
@@ -76,7 +74,6 @@ log = structlog.get_logger(__name__)
 
 #: How a sampled event's routing started: the broker's span context, its parent's id, its start.
 _Started = tuple[SpanContext, bytes, int]
-_getrandbits = random.getrandbits
 
 
 def _span_name(kind: KindKey) -> str:
@@ -324,7 +321,7 @@ class Broker:
             if tracer is not None:
                 parent = event.parent_span
                 if parent is not None and parent.flags & 1:
-                    event, started = self._traced(event)
+                    event, started = self._traced(tracer, event)
             target = event.target
             if target is not None and target.type == _HTTP_ADAPTER:
                 self._spawn(self._call_adapter(event, subject, reply, started))
@@ -356,20 +353,14 @@ class Broker:
 
     # -- telemetry (only when the broker was given a tracer or metrics) -----------------
 
-    def _traced(self, event: Event) -> tuple[Event, _Started]:
+    def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, _Started]:
         """Start the span of routing ``event`` (sampled); the event now carries it as its parent.
 
         Only the span's context and start are made here: the span is built
         when its batch is exported (:meth:`_end_span`).
         """
-        parent = event.parent_span
         start_ns = time.time_ns()
-        trace_id, parent_id = (parent.trace_id, parent.span_id) if parent else (b"", b"")
-        if len(trace_id) != 16:  # a malformed parent: the span starts a trace of its own
-            trace_id, parent_id = ids.take(16), b""
-        # What HopTracer.start draws, inline: every sampled event. Zero is no span id.
-        span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
-        context = SpanContext(trace_id=trace_id, span_id=span_id, flags=SAMPLED)
+        context, parent_id = tracer.child(event.parent_span)
         return msgspec.structs.replace(event, parent_span=context), (context, parent_id, start_ns)
 
     def _end_span(
@@ -384,11 +375,11 @@ class Broker:
             return
         context, parent_id, start_ns = started
         attributes = self._attributes
-        target = event.target if relay is None else relay.target
+        target = None if relay is None else relay.target
         lazy = (
             attributes.build,
             "",
-            (event.category, event.type, event.context, target, event.source),
+            attributes.key(event, target),
             event.id,
             event.parent_id,
             context.trace_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -59,9 +58,6 @@ if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has tel
     CallSpans = tuple[str, SharedSet, Callable[[LazySpan], HopSpan]]
 
 _NS = 1_000_000_000
-#: The W3C ``sampled`` trace flag.
-_SAMPLED = 0x01
-_getrandbits = random.getrandbits
 _MISSING: Any = object()
 
 
@@ -468,10 +464,9 @@ class Kontext:
         start_ns = 0
         if tracer is not None and caller is not None and len(caller.trace_id) == 16:
             start_ns = time.time_ns()
-            # The call's client span, which the request carries as its parent span; what
-            # HopTracer.start draws, inline (zero is no span id). Built at export (below).
-            span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
-            parent = SpanContext(trace_id=caller.trace_id, span_id=span_id, flags=_SAMPLED)
+            # The call's client span, which the request carries as its parent span.
+            # Built when exported (below).
+            parent, _ = tracer.child(caller)
         request = self.event.child(
             category=Category.REQUEST,
             source=session.identity,

@@ -23,7 +23,6 @@ import asyncio
 import collections
 import datetime
 import os
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import Token
@@ -75,7 +74,6 @@ _MAX_HELD = 65_536
 
 #: The W3C ``sampled`` trace flag.
 _SAMPLED = 0x01
-_getrandbits = random.getrandbits
 
 
 def _now() -> str:
@@ -93,16 +91,14 @@ class _SpanCode(NamedTuple):
     attributes: type[HopAttributes]
     enter: Callable[[SpanContext], Token[OtelContext] | None]
     leave: Callable[[Token[OtelContext]], None]
-    trace_id: Callable[[], bytes]
 
 
 def _span_code() -> _SpanCode:
     # Imported only with a tracer: with telemetry off a component never loads OpenTelemetry.
     from kubefox.telemetry import user_spans
-    from kubefox.telemetry.spans import ids
     from kubefox.telemetry.tracing import HopAttributes
 
-    return _SpanCode(HopAttributes, user_spans.enter, user_spans.leave, lambda: ids.take(16))
+    return _SpanCode(HopAttributes, user_spans.enter, user_spans.leave)
 
 
 def registration_key(settings: KitSettings) -> str:
@@ -348,12 +344,7 @@ class Server:
         code = self._span_code
         if sampled and tracer is not None and code is not None and parent is not None:
             start_ns = time.time_ns()
-            trace_id, parent_id = parent.trace_id, parent.span_id
-            if len(trace_id) != 16:  # a malformed parent: the span starts a trace of its own
-                trace_id, parent_id = code.trace_id(), b""
-            # What HopTracer.start draws, inline: every sampled event. Zero is no span id.
-            span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
-            ids = SpanContext(trace_id=trace_id, span_id=span_id, flags=_SAMPLED)
+            ids, parent_id = tracer.child(parent)
             # The handler's log lines (any logger's) carry the ids, and its own spans join.
             # Bound for the rest of the event's task, which is its own: nothing to undo.
             bind_request(event.id, ids)
@@ -377,7 +368,7 @@ class Server:
             lazy = (
                 kind.build,
                 name,
-                (event.category, event.type, event.context, event.target, None),
+                kind.key(event),
                 event.id,
                 event.parent_id,
                 ids.trace_id,

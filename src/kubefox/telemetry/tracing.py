@@ -11,10 +11,14 @@ object, no context and no attribute dict:
 * only a hop allowed to start a trace (httpsrv) samples a new one, at the
   platform's ratio.
 
-A recorded hop is a :class:`~kubefox.telemetry.spans.HopSpan` handed, once
-ended, to a :class:`~kubefox.telemetry.export.SpanBatcher` (anything with an
-``add(span)`` method): the OpenTelemetry SDK is not on this path (see
-:mod:`kubefox.telemetry.spans` for why). Across processes the trace context
+A recorded hop draws its span's context (:meth:`HopTracer.child`) and, once
+ended, hands a :data:`LazySpan` (what the span is made of) to
+:meth:`HopTracer.finish`; a :class:`~kubefox.telemetry.export.SpanBatcher`
+builds the :class:`~kubefox.telemetry.spans.HopSpan` when it exports it (any
+other sink with an ``add(span)`` method gets it built at once;
+:meth:`HopTracer.start` and :meth:`HopTracer.end` make one eagerly). The
+OpenTelemetry SDK is not on this path (see :mod:`kubefox.telemetry.spans`
+for why). Across processes the trace context
 travels in :class:`kubefox.core.events.SpanContext` (raw trace and span id
 bytes and the W3C flags), on HTTP as ``traceparent``.
 """
@@ -208,19 +212,14 @@ class HopAttributes:
             event.source if self._source else None,
         )
 
-    def of(self, event: Event, target: Component | None = None) -> tuple[str, dict[str, Any], int]:
-        """The span name of ``event``'s kind, a new dict of its own attributes, the kind's index.
-
-        ``target`` as for :meth:`key`. With an index of -1 the dict holds them
-        all (see :meth:`HopSpan.all_attributes
-        <kubefox.telemetry.spans.HopSpan.all_attributes>`).
-        """
-        return self.of_key(self.key(event, target), event.id, event.parent_id)
-
     def of_key(
         self, key: KindKey, event_id: str, parent_id: str
     ) -> tuple[str, dict[str, Any], int]:
-        """:meth:`of` the event of kind ``key`` with these ids."""
+        """The span name of kind ``key``, a new dict of the event's own ids, the kind's index.
+
+        With an index of -1 the dict holds the kind's attributes too (see
+        :meth:`HopSpan.all_attributes <kubefox.telemetry.spans.HopSpan.all_attributes>`).
+        """
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._remember(key)
@@ -311,6 +310,24 @@ class HopTracer:
     def _build_now(self, lazy: LazySpan) -> None:
         self.sink.add(lazy[0](lazy))
 
+    @staticmethod
+    def child(parent: SpanContext | None) -> tuple[SpanContext, bytes]:
+        """A new span's context under ``parent`` (sampled), and its parent's span id.
+
+        Under a parent the span continues the parent's trace; without one, or
+        under one whose trace id is malformed, it starts a trace of its own
+        (no parent id). The one place a hop's span ids are drawn: every
+        sampled hop calls it.
+        """
+        if parent is not None and len(parent.trace_id) == 16:
+            trace_id, parent_id = parent.trace_id, parent.span_id
+        else:
+            trace_id, parent_id = ids.take(16), b""
+        # What ids.take(8) gives, without its call. Zero (one draw in 2**64) is
+        # no valid span id; 1 stands in for it.
+        span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
+        return SpanContext(trace_id=trace_id, span_id=span_id, flags=SAMPLED), parent_id
+
     def finish(self, lazy: LazySpan, error: BaseException | None = None) -> None:
         """End a lazy span: kept to be built at export, or, with ``error``, built and ended now.
 
@@ -350,18 +367,11 @@ class HopTracer:
         the ``attributes`` dict it is given (a fresh one per span: no copy),
         and has the ``shared`` set of attributes too (see :class:`HopAttributes`).
         """
-        if parent is not None and len(parent.trace_id) == 16:
-            trace_id = parent.trace_id
-            parent_id = parent.span_id
-        else:
-            trace_id = ids.take(16)
-            parent_id = b""
-        # Positional, in field order: built in C without matching keywords (every hop, every span).
+        context, parent_id = self.child(parent)
+        # Positional, in field order: built in C without matching keywords.
         return HopSpan(
-            trace_id,
-            # What ids.take(8) gives, without its call: every span of every sampled hop.
-            # Zero (one draw in 2**64) is no valid span id; 1 stands in for it.
-            (_getrandbits(64) or 1).to_bytes(8, "big"),
+            context.trace_id,
+            context.span_id,
             parent_id,
             name,
             _KINDS[kind],

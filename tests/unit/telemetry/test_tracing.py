@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -209,13 +210,19 @@ def _event(event_id: str, *, ve: str = "qa") -> Event:
     )
 
 
+def _of(
+    hop_attributes: HopAttributes, event: Event, target: Component | None = None
+) -> tuple[str, dict[str, Any], int]:
+    return hop_attributes.of_key(hop_attributes.key(event, target), event.id, event.parent_id)
+
+
 def test_events_of_a_kind_share_everything_but_their_ids() -> None:
     """A span gets its event's ids; the rest is one shared set per kind, the same for all."""
     hop_attributes = HopAttributes(source=True, extra={attr.ROUTE_ID: 3})
 
-    _, first, first_set = hop_attributes.of(_event("e1"))
-    _, second, second_set = hop_attributes.of(_event("e2"))
-    *_, other_set = hop_attributes.of(_event("e3", ve="prod"))
+    _, first, first_set = _of(hop_attributes, _event("e1"))
+    _, second, second_set = _of(hop_attributes, _event("e2"))
+    *_, other_set = _of(hop_attributes, _event("e3", ve="prod"))
 
     assert first == {attr.EVENT_ID: "e1", attr.EVENT_PARENT_ID: "parent-of-e1"}
     assert second == {attr.EVENT_ID: "e2", attr.EVENT_PARENT_ID: "parent-of-e2"}
@@ -246,22 +253,22 @@ def test_a_target_given_stands_for_the_event_s_and_a_kind_is_named_once() -> Non
     hop_attributes = HopAttributes(name=name)
     routed = Component(app="hello", name="backend", hash="def")
 
-    first_name, _, first_set = hop_attributes.of(_event("e1"), routed)
-    again_name, _, again_set = hop_attributes.of(_event("e2"), routed)
-    *_, unrouted_set = hop_attributes.of(_event("e3", ve="dev"))
+    first_name, _, first_set = _of(hop_attributes, _event("e1"), routed)
+    again_name, _, again_set = _of(hop_attributes, _event("e2"), routed)
+    *_, unrouted_set = _of(hop_attributes, _event("e3", ve="dev"))
 
     assert first_name == again_name == "Route REQUEST"
     assert names == ["qa", "dev"]
     assert first_set == again_set != unrouted_set
     assert shared_attributes[first_set][attr.HASH] == "def"
     assert shared_attributes[unrouted_set][attr.HASH] == "abc"
-    assert HopAttributes().of(_event("e4"))[0] == ""
+    assert _of(HopAttributes(), _event("e4"))[0] == ""
 
 
 def test_a_span_of_a_shared_kind_has_all_of_event_attributes() -> None:
     """all_attributes() is what event_attributes() gives, shared set or not."""
     event = _event("e1")
-    _, own, index = HopAttributes().of(event)
+    _, own, index = _of(HopAttributes(), event)
     span = _tracer()[0].start("hop", parent=SAMPLED, attributes=own, shared=index)
 
     assert span.all_attributes() == event_attributes(event)
@@ -274,7 +281,7 @@ def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
     monkeypatch.setattr(shared_attributes, "limit", len(shared_attributes))
     event = _event("e1", ve="full")
 
-    _, own, index = HopAttributes().of(event)
+    _, own, index = _of(HopAttributes(), event)
 
     assert index == -1
     assert own == event_attributes(event)
@@ -283,11 +290,11 @@ def test_with_the_process_table_full_a_span_keeps_its_kind_s_attributes_itself(
 def test_kinds_remembered_anew_name_the_sets_they_had() -> None:
     """A hop's cache of kinds starting anew does not add its kinds to the table again."""
     hop_attributes = HopAttributes(limit=1)  # every new kind clears the cache
-    *_, qa = hop_attributes.of(_event("e1", ve="anew-qa"))
+    *_, qa = _of(hop_attributes, _event("e1", ve="anew-qa"))
     size = len(shared_attributes)
 
-    *_, prod = hop_attributes.of(_event("e2", ve="anew-prod"))
-    *_, qa_again = hop_attributes.of(_event("e3", ve="anew-qa"))
+    *_, prod = _of(hop_attributes, _event("e2", ve="anew-prod"))
+    *_, qa_again = _of(hop_attributes, _event("e3", ve="anew-qa"))
 
     assert qa_again == qa != prod
     assert len(shared_attributes) == size + 1

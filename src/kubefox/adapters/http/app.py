@@ -22,7 +22,6 @@ and 503 otherwise; the path is reserved, no route can match it.
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import string
 import time
@@ -58,7 +57,7 @@ from kubefox.router import Routed, Router
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bind_request
 from kubefox.telemetry.records import SpanKind
-from kubefox.telemetry.spans import SAMPLED, SharedSet, shared_attributes
+from kubefox.telemetry.spans import SharedSet, shared_attributes
 from kubefox.telemetry.tracing import ended_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when telemetry is on
@@ -83,7 +82,6 @@ _NS = 1_000_000_000
 _HEALTHY_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
 _MAX_CACHED_SUBJECTS = 4096
 _SERVER = int(SpanKind.SERVER)
-_getrandbits = random.getrandbits
 _MAX_LENGTH_DIGITS = 18  # more digits than any body we would read; int() of huge text is slow
 _TRACEPARENT = b"traceparent"
 _SAMPLE_NAMES = (b"kf-sample", b"kubefox-telemetry-sample")
@@ -392,16 +390,11 @@ class HttpAdapter:
             parent, force = trace_request(scope)
             if tracer.wants(parent, force=force, root=True):
                 start_ns = time.time_ns()
-                if parent is not None:  # parse_traceparent made its ids 16 and 8 bytes
-                    trace_id, parent_id = parent.trace_id, parent.span_id
-                else:
-                    # What HopTracer.start draws, inline: zero is no valid id.
-                    trace_id = (_getrandbits(128) or 1).to_bytes(16, "big")
-                span_id = (_getrandbits(64) or 1).to_bytes(8, "big")
-                context = SpanContext(trace_id=trace_id, span_id=span_id, flags=SAMPLED)
+                context, parent_id = tracer.child(parent)
                 # The answer's traceparent (the span's own context is always sampled:
                 # flags 01); the request's log lines get the ids in hex only when logged.
-                trace = _Trace(context, f"00-{trace_id.hex()}-{span_id.hex()}-01".encode())
+                traceparent = f"00-{context.trace_id.hex()}-{context.span_id.hex()}-01"
+                trace = _Trace(context, traceparent.encode())
                 bind_request(event_id, context)
         self.in_flight += 1
         try:
