@@ -135,40 +135,34 @@ class SpanBatcher:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.dropped = 0
-        # Ended spans wait here until the next export (see :meth:`add` and :meth:`defer`).
-        self._spans: list[HopSpan] = []
-        self._lazy: list[LazySpan] = []
+        # Ended spans, built or lazy, wait here until the next export (see :meth:`add`).
+        self._queue: list[HopSpan | LazySpan] = []
         self._writer = HopChunkWriter(resource or {}, scope) if self.chunks else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
-    def add(self, span: HopSpan) -> None:
-        """Queue one ended span (the hot path: a length check and an append)."""
-        spans = self._spans
-        if len(spans) + len(self._lazy) >= self.max_queue:
-            self.dropped += 1
-            return
-        spans.append(span)
-        if self._task is None:
-            self._start()
+    def add(self, span: HopSpan | LazySpan) -> None:
+        """Queue one ended span, built or lazy (the hot path: a length check and an append).
 
-    def defer(self, lazy: LazySpan) -> None:
-        """Queue one ended span to be built when it is exported (the hot path: an append).
-
-        *Decision, measured:* a component's handler and call spans are kept
-        this way (a tuple of what the span is made of) and built in the
-        export's loop: at 50 connections on hello-world with every request
-        traced, it used 10 µs less CPU per request than building the three
-        spans while the request ran.
+        *Decision, measured:* the hops' spans come lazy
+        (:data:`~kubefox.telemetry.tracing.LazySpan`: a tuple of what the
+        span is made of) and are built in the export's loop: at 50
+        connections on hello-world with every request traced, building a
+        component's three spans there instead of while the request ran used
+        16 µs less CPU per request (18.0 → 16.7 % of the throughput).
         """
-        lazies = self._lazy
-        if len(lazies) + len(self._spans) >= self.max_queue:
+        queue = self._queue
+        if len(queue) >= self.max_queue:
             self.dropped += 1
             return
-        lazies.append(lazy)
+        queue.append(span)
         if self._task is None:
             self._start()
+
+    #: What :meth:`HopTracer.finish <kubefox.telemetry.tracing.HopTracer.finish>`
+    #: hands a lazy span to: it is queued as it is.
+    defer = add
 
     def _start(self) -> None:
         if self._stopped:
@@ -185,7 +179,7 @@ class SpanBatcher:
         last = clock()
         while True:
             await asyncio.sleep(self.delay)
-            waiting = len(self._spans) + len(self._lazy)
+            waiting = len(self._queue)
             if (
                 waiting >= self.busy_spans
                 and waiting < self.max_queue // 2
@@ -196,10 +190,8 @@ class SpanBatcher:
             await self._export()
 
     async def _export(self) -> None:
-        spans, self._spans = self._spans, []
-        if self._lazy:
-            lazies, self._lazy = self._lazy, []
-            spans += _built(lazies)
+        queue, self._queue = self._queue, []
+        spans = _built(queue)
         writer = self._writer
         for start in range(0, len(spans), self.max_batch):
             batch = spans[start : start + self.max_batch]
@@ -220,7 +212,7 @@ class SpanBatcher:
         """Export everything queued now; whether it was done within ``timeout`` seconds."""
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
-            if self._spans or self._lazy:
+            if self._queue:
                 asyncio.run(self._export())  # destinations bound to no loop (tests)
             return True
         if on_loop(loop):
@@ -247,12 +239,15 @@ class SpanBatcher:
                 destination.shutdown()
 
 
-def _built(lazies: list[LazySpan]) -> list[HopSpan]:
-    """The spans of ``lazies``; one that cannot be built is logged and left out."""
+def _built(queue: list[HopSpan | LazySpan]) -> list[HopSpan]:
+    """The spans of ``queue``, lazy ones built; one that cannot be built is logged and left out."""
     spans = []
-    for lazy in lazies:
+    for item in queue:
+        if isinstance(item, HopSpan):
+            spans.append(item)
+            continue
         try:
-            spans.append(lazy[0](lazy))
+            spans.append(item[0](item))
         except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
             log.warning("spans.unbuildable", error=str(exc))
     return spans
