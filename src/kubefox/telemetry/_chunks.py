@@ -348,10 +348,7 @@ class HopChunkWriter:
         root = max(reversed(roots), key=_start_of) if roots else None
         shared = set(map(_shared_of, spans))
         shared.discard(-1)
-        if shared:
-            data += b","
-            _encode_table({str(index): shared_attributes[index] for index in sorted(shared)}, data)
-        data += b"]"
+        _close(data, shared)
         events = list(
             map(str, filter(None, map(dict.get, map(_attrs_of, spans), repeat(_EVENT_ID))))
         )
@@ -377,14 +374,8 @@ class HopChunkWriter:
         if not self.count:
             return None
         data = self._data
-        if self._shared:
-            # The last span's comma closes the span list; the shared sets its spans name follow.
-            data[-1:] = b"],"
-            table = {str(index): shared_attributes[index] for index in sorted(self._shared)}
-            _encode_table(table, data)
-            data += b"]"
-        else:
-            data[-1:] = b"]]"  # the last span's comma closes the span list and the chunk
+        data[-1:] = b"]"  # the last span's comma closes the span list
+        _close(data, self._shared)
         text = data.decode()
         events = self._events
         count = self.count
@@ -417,6 +408,14 @@ _attrs_of = operator.attrgetter("attributes")
 _AFTER_ALL = 1 << 64
 _BEFORE_ALL = -(1 << 64)
 _span_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def _close(data: bytearray, shared: set[int]) -> None:
+    """End a chunk after its closed span list: the shared sets its spans name, then ``]``."""
+    if shared:
+        data += b","
+        _encode_table({str(index): shared_attributes[index] for index in sorted(shared)}, data)
+    data += b"]"
 
 
 def _encode_table(table: dict[str, dict[str, Any]], into: bytearray) -> None:
