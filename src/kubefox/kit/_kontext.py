@@ -483,30 +483,24 @@ class Kontext:
         name, common, build = session.call_spans.get(dependency.name) or _call_span(
             session, dependency
         )
-        event_id, caller_event = request.id, self.event.id
-        trace_id, span_id, caller_id = parent.trace_id, parent.span_id, caller.span_id
+        # What the call's span is made of, but its end and status (see LazySpan).
+        made = (
+            build,
+            name,
+            common,
+            request.id,
+            self.event.id,
+            parent.trace_id,
+            parent.span_id,
+            caller.span_id,
+            start_ns,
+        )
         try:
             reply = await self._call(dependency, request, budget)
         except Exception as exc:
-            ended = time.time_ns()
-            lazy = (build, name, common, event_id, caller_event, trace_id, span_id, caller_id)
-            tracer.end(build((*lazy, start_ns, ended, 0)), error=exc)
+            tracer.finish((*made, time.time_ns(), 0), exc)
             raise
-        tracer.defer(
-            (
-                build,
-                name,
-                common,
-                event_id,
-                caller_event,
-                trace_id,
-                span_id,
-                caller_id,
-                start_ns,
-                time.time_ns(),
-                reply.status_code,
-            )
-        )
+        tracer.finish((*made, time.time_ns(), reply.status_code))
         return reply
 
     async def _call(self, dependency: Dependency, request: Event, budget: float) -> Reply:

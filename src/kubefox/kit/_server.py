@@ -363,7 +363,7 @@ class Server:
             if joined is not None and code is not None:
                 code.leave(joined)
         if ids is not None and tracer is not None:
-            # The span is built when its batch is exported (SpanBatcher.defer), from this.
+            # The span is built when its batch is exported (SpanBatcher.add), from this.
             name, kind = self._span_route(matched.route_id)
             lazy = (
                 kind.build,

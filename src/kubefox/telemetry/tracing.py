@@ -154,7 +154,7 @@ def _kind_attributes(
 KindKey = tuple[Category, str, EventContext, Component | None, Component | None]
 
 #: A span ended on the hot path and built only when its batch is exported
-#: (:meth:`HopTracer.defer`): ``(build, name, kind, event_id, parent_event_id,
+#: (:meth:`HopTracer.finish`): ``(build, name, kind, event_id, parent_event_id,
 #: trace_id, span_id, parent_span_id, start_ns, end_ns, status_code)``;
 #: ``build(lazy)`` makes the :class:`HopSpan` of it. ``kind`` is what ``build``
 #: makes the attributes of (a :data:`KindKey` for :meth:`HopAttributes.build`,

@@ -377,7 +377,7 @@ class HttpAdapter:
 
         Only the span's context and start are made before the request is
         answered; the span is built when its batch is exported
-        (:meth:`_request_span`, through ``HopTracer.defer``), or at once when
+        (:meth:`_request_span`, through ``HopTracer.finish``), or at once when
         the request failed.
         """
         started = time.perf_counter()
