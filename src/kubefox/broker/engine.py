@@ -356,8 +356,8 @@ class Broker:
     def _traced(self, tracer: HopTracer, event: Event) -> tuple[Event, _Started]:
         """Start the span of routing ``event`` (sampled); the event now carries it as its parent.
 
-        Only the span's context and start are made here: the span is built
-        when its batch is exported (:meth:`_end_span`).
+        Only the span's context and start are made here; :meth:`_end_span`
+        hands it on compact (``HopAttributes.end``).
         """
         start_ns = time.time_ns()
         context, parent_id = tracer.child(event.parent_span)
@@ -376,20 +376,17 @@ class Broker:
         context, parent_id, start_ns = started
         attributes = self._attributes
         target = None if relay is None else relay.target
-        lazy = (
-            attributes.build,
-            "",
+        attributes.end(
+            tracer,
             attributes.key(event, target),
             event.id,
             event.parent_id,
-            context.trace_id,
-            context.span_id,
+            context,
             parent_id,
             start_ns,
-            time.time_ns(),
             0,
+            error,
         )
-        tracer.finish(lazy, error)
 
     def _record(self, event: Event, relay: _Relay, received: int) -> None:
         metrics = self._metrics

@@ -51,11 +51,12 @@ from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bound_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
-    from kubefox.telemetry.spans import HopSpan, SharedSet
-    from kubefox.telemetry.tracing import HopTracer, LazySpan
+    from kubefox.telemetry.spans import SharedSet
+    from kubefox.telemetry.tracing import HopTracer
 
-    #: A dependency's call spans: their name, the attributes they share, their builder.
-    CallSpans = tuple[str, SharedSet, Callable[[LazySpan], HopSpan]]
+    #: A dependency's call spans: their name, the attributes they share, their
+    #: kind's index (-1: the process has no room for another kind).
+    CallSpans = tuple[str, SharedSet, int]
 
 _NS = 1_000_000_000
 _MISSING: Any = object()
@@ -480,27 +481,15 @@ class Kontext:
         )
         if not start_ns or tracer is None or caller is None or parent is None:
             return await self._call(dependency, request, budget)
-        name, common, build = session.call_spans.get(dependency.name) or _call_span(
-            session, dependency
-        )
-        # What the call's span is made of, but its end and status (see LazySpan).
-        made = (
-            build,
-            name,
-            common,
-            request.id,
-            self.event.id,
-            parent.trace_id,
-            parent.span_id,
-            caller.span_id,
-            start_ns,
-        )
+        kind = session.call_spans.get(dependency.name) or _call_span(session, dependency)
+        # What the call's span is made of, but its end and status (see CompactSpan).
+        made = (request.id, self.event.id, parent.trace_id, parent.span_id, caller.span_id)
         try:
             reply = await self._call(dependency, request, budget)
         except Exception as exc:
-            tracer.finish((*made, time.time_ns(), 0), exc)
+            _end_call(tracer, kind, made, start_ns, 0, exc)
             raise
-        tracer.finish((*made, time.time_ns(), reply.status_code))
+        _end_call(tracer, kind, made, start_ns, reply.status_code, None)
         return reply
 
     async def _call(self, dependency: Dependency, request: Event, budget: float) -> Reply:
@@ -522,19 +511,42 @@ class Kontext:
 
 
 def _call_span(session: Session, dependency: Dependency) -> CallSpans:
-    """The name, shared attributes and builder of the spans of calls to ``dependency``, once."""
+    """The name, shared attributes and kind of the spans of calls to ``dependency``, once."""
     # Loaded only with a tracer: with telemetry off a component never loads OpenTelemetry.
-    from kubefox.telemetry.spans import shared_attributes
-    from kubefox.telemetry.tracing import dependency_span
+    from kubefox.telemetry.records import SpanKind
+    from kubefox.telemetry.spans import shared_attributes, span_kinds
 
-    common = {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
-    known = (
-        f"Send REQUEST to {dependency.name}",
-        shared_attributes.share(common),
-        dependency_span,
+    name = f"Send REQUEST to {dependency.name}"
+    common = shared_attributes.share(
+        {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
     )
+    known = (name, common, span_kinds.index(name, int(SpanKind.CLIENT), common.index))
     session.call_spans[dependency.name] = known
     return known
+
+
+def _end_call(  # noqa: PLR0917 - a call's span's parts, in order
+    tracer: HopTracer,
+    kind: CallSpans,
+    made: tuple[str, str, bytes, bytes, bytes],
+    start_ns: int,
+    status: int,
+    error: BaseException | None,
+) -> None:
+    """End a call's span: compact (its kind by index), or lazy when the kind has none."""
+    name, common, index = kind
+    request_id, event_id, trace_id, span_id, caller_id = made
+    end_ns = time.time_ns()
+    if index >= 0:
+        tracer.keep(
+            (index, request_id, event_id, trace_id, span_id, caller_id, start_ns, end_ns, status),
+            error,
+        )
+        return
+    from kubefox.telemetry.tracing import dependency_span
+
+    lazy = (dependency_span, name, common, *made, start_ns, end_ns, status)
+    tracer.finish(lazy, error)
 
 
 def _body(

@@ -127,15 +127,16 @@ class Server:
         self._tracer = tracer
         self._metrics = metrics
         self._span_code = code = _span_code() if tracer is not None else None
-        # Per route: its span's name, and the attributes its events' spans share.
-        self._span_routes: dict[int, tuple[str, HopAttributes]] = {}
+        # Per route: its spans' name and the attributes its events' spans share.
+        self._span_routes: dict[int, HopAttributes] = {}
         if code is not None:
             named = [
                 *((i, route.rule) for i, route in enumerate(routes)),
                 (DEFAULT_ROUTE, "Default route"),
             ]
             self._span_routes = {
-                i: (name, code.attributes(kind="server", extra={ROUTE_ID: i})) for i, name in named
+                i: code.attributes(kind="server", extra={ROUTE_ID: i}, name=name)
+                for i, name in named
             }
         self._transport = transport
         self._handlers = [route.handler for route in routes]
@@ -363,22 +364,19 @@ class Server:
             if joined is not None and code is not None:
                 code.leave(joined)
         if ids is not None and tracer is not None:
-            # The span is built when its batch is exported (SpanBatcher.add), from this.
-            name, kind = self._span_route(matched.route_id)
-            lazy = (
-                kind.build,
-                name,
+            # Handed on compact: the span is built when read (HopAttributes.end).
+            kind = self._span_route(matched.route_id)
+            kind.end(
+                tracer,
                 kind.key(event),
                 event.id,
                 event.parent_id,
-                ids.trace_id,
-                ids.span_id,
+                ids,
                 parent_id,
                 start_ns,
-                time.time_ns(),
                 status,
+                failure,
             )
-            tracer.finish(lazy, failure)
         metrics = self._metrics
         if metrics is not None:
             context = event.context
@@ -395,14 +393,14 @@ class Server:
                 metrics.failed_key(key, failure.code)
         return answer
 
-    def _span_route(self, route_id: int) -> tuple[str, HopAttributes]:
+    def _span_route(self, route_id: int) -> HopAttributes:
         """The name and attributes of the spans of ``route_id``'s events."""
         route = self._span_routes.get(route_id)
         if route is None:  # pragma: no cover - the matcher only yields routes it was given
             code = self._span_code
             if code is None:
                 raise RuntimeError("spans of a server without a tracer")
-            route = ("unknown", code.attributes(kind="server", extra={ROUTE_ID: route_id}))
+            route = code.attributes(kind="server", extra={ROUTE_ID: route_id}, name="unknown")
         return route
 
     async def _dispatch(

@@ -22,6 +22,11 @@ every span as they decode it (impossible ids or times are left out, text is
 cleaned) and skip a chunk that does not decode; a component can only spoil
 its own telemetry.
 
+A :data:`HOPS` chunk may hold compact spans too
+(:data:`~kubefox.telemetry.spans.CompactSpan`: a kind's index and primitives,
+all of them one flat list) with the kinds they name (name, OTLP kind, shared
+set); readers expand them into hop spans and check them alike.
+
 Retention still works span by span: a chunk that straddles a limit is
 rewritten without the spans that must go. A span sent twice is kept twice
 and returned once (the first stored wins), as the contract asks.
@@ -29,6 +34,7 @@ and returned once (the first stored wins), as the contract asks.
 
 from __future__ import annotations
 
+import binascii
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress, repeat
@@ -41,7 +47,18 @@ from kubefox.core.errors import InvalidError
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry._sql import ROW_OVERHEAD, clean, clean_value, decode_json, encode_json
 from kubefox.telemetry.records import SpanEvent, SpanKind, SpanRecord, StatusCode
-from kubefox.telemetry.spans import HopSpan, shared_attributes
+from kubefox.telemetry.spans import (
+    C_EVENT,
+    C_KIND,
+    C_PARENT,
+    C_START,
+    C_TRACE,
+    COMPACT_FIELDS,
+    HopSpan,
+    expand,
+    shared_attributes,
+    span_kinds,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +75,11 @@ Entry = list[Any]
 
 #: ``data`` holds ``[resources, entries]``, entries as lists with hex ids.
 ENTRIES = 0
-#: ``data`` holds ``[resource, scope, hop spans, shared sets]`` as msgspec encodes them
-#: (the shared attribute sets its spans name, by index as text; absent when none is).
+#: ``data`` holds ``[resource, scope, hop spans, shared sets, kinds, compact spans]``
+#: as msgspec encodes them: the shared attribute sets its spans name, by index as
+#: text (absent when none is and there are no compact spans); the kinds its
+#: compact spans name, by index as text, and those spans, flat (both absent when
+#: there are none).
 HOPS = 1
 
 
@@ -81,12 +101,14 @@ class ChunkRow(msgspec.Struct, frozen=True, array_like=True):
 
 
 class _HopsData(msgspec.Struct, array_like=True):
-    """What a :data:`HOPS` chunk's ``data`` holds (``shared`` is absent from older chunks)."""
+    """What a :data:`HOPS` chunk's ``data`` holds (the last three may be absent)."""
 
     resource: dict[str, Any]
     scope: str
     spans: list[HopSpan]
     shared: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, Any] = {}
+    compact: list[Any] = []
 
 
 _hops_decoder = msgspec.json.Decoder(_HopsData)
@@ -139,11 +161,13 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
-def entries_of_hops(
+def entries_of_hops(  # noqa: PLR0917 - a chunk's parts, in order
     spans: Sequence[HopSpan],
     resource: Mapping[str, Any],
     scope: str,
     shared: Mapping[str, dict[str, Any]] | None = None,
+    kinds: Mapping[str, Any] | None = None,
+    compact: Sequence[Any] = (),
 ) -> tuple[list[dict[str, Any]], list[Entry], int]:
     """Resources, entries and the count of spans left out (impossible ids or times).
 
@@ -151,10 +175,15 @@ def entries_of_hops(
     building the records: the platform's own spans and the packed batches of
     components take this way into the store. A span's shared attributes are
     looked up in ``shared`` (the chunk's table, by index as text); an index
-    the table lacks adds none.
+    the table lacks adds none. ``compact`` spans (flat, as a chunk holds them)
+    come after ``spans``, their kinds looked up in ``kinds``; one of the wrong
+    shape or naming a kind the table lacks is left out.
     """
     entries: list[Entry] = []
     rejected = 0
+    if compact:
+        expanded, rejected = _read_compact(compact, kinds or {})
+        spans = [*spans, *expanded]
     scope = clean(scope)
     for span in spans:
         trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
@@ -200,6 +229,49 @@ def entries_of_hops(
             ]
         )
     return [dict(resource)], entries, rejected
+
+
+def _read_compact(flat: Sequence[Any], kinds: Mapping[str, Any]) -> tuple[list[HopSpan], int]:
+    """The hop spans of a chunk's compact spans, and how many were not ones.
+
+    Nothing read is trusted (a component wrote it): every value's type is
+    checked, ids are base64 as JSON keeps bytes.
+    """
+    spans: list[HopSpan] = []
+    rejected = 1 if len(flat) % COMPACT_FIELDS else 0
+    for start in range(0, len(flat) - COMPACT_FIELDS + 1, COMPACT_FIELDS):
+        index, event, parent_event, trace, span, parent, begin, end, status = flat[
+            start : start + COMPACT_FIELDS
+        ]
+        kind = kinds.get(str(index)) if type(index) is int else None
+        if not (
+            type(kind) is list
+            and len(kind) == 3
+            and type(kind[0]) is str
+            and type(kind[1]) is int
+            and type(kind[2]) is int
+            and type(event) is str
+            and type(parent_event) is str
+            and type(trace) is str
+            and type(span) is str
+            and type(parent) is str
+            and type(begin) is int
+            and type(end) is int
+            and type(status) is int
+        ):
+            rejected += 1
+            continue
+        try:
+            ids = [binascii.a2b_base64(text, strict_mode=True) for text in (trace, span, parent)]
+        except binascii.Error:
+            rejected += 1
+            continue
+        spans.append(
+            expand(
+                (index, event, parent_event, *ids, begin, end, status), (kind[0], kind[1], kind[2])
+            )
+        )
+    return spans, rejected
 
 
 def _event_id(entry: Entry) -> str:
@@ -322,48 +394,62 @@ class HopChunkWriter:
             self._events.append(event if type(event) is str else str(event))
         self.count += 1
 
-    def chunk_of(self, spans: Sequence[HopSpan]) -> ChunkRow | None:
-        """The chunk of ``spans`` (``None`` if none encodes); call it with nothing added.
+    def chunk_of(
+        self, spans: Sequence[HopSpan], compact: list[Any] | None = None
+    ) -> ChunkRow | None:
+        """The chunk of ``spans`` and flat ``compact`` ones; ``None`` if none encodes.
 
-        A batch that does not encode as it is (text to clean, a value that is
-        no JSON) is built span by span instead (:meth:`add`).
+        Call it with nothing added; compact spans are this process's. A batch
+        that does not encode as it is (text to clean, a value that is no JSON)
+        is built span by span instead (:meth:`add`), its compact spans expanded.
         """
-        if not spans:
+        if not spans and not compact:
             return None
         try:
-            return self._batch(spans)
+            return self._batch(spans, compact or [])
         except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
             for span in spans:
                 self.add(span)
+            for start in range(0, len(compact or ()), COMPACT_FIELDS):
+                self.add(expand(compact[start : start + COMPACT_FIELDS]))  # type: ignore[index]
             return self.take()
 
-    def _batch(self, spans: Sequence[HopSpan]) -> ChunkRow:
+    def _batch(self, spans: Sequence[HopSpan], flat: list[Any]) -> ChunkRow:
         data = bytearray(self._prefix)
         _span_encoder.encode_into(spans, data, -1)
-        count = len(spans)
-        # The latest span, and the latest root: of equal starts, the one added last.
-        last = max(reversed(spans), key=_start_of)
-        high = last.start_ns
-        roots = list(compress(spans, map(operator.not_, map(_parent_of, spans))))
-        root = max(reversed(roots), key=_start_of) if roots else None
+        compact = len(flat) // COMPACT_FIELDS
+        count = len(spans) + compact
         shared = set(map(_shared_of, spans))
+        kinds = set(flat[C_KIND::COMPACT_FIELDS])
+        shared.update(span_kinds[kind][2] for kind in kinds)  # a few kinds
         shared.discard(-1)
-        _close(data, shared)
-        events = list(
-            map(str, filter(None, map(dict.get, map(_attrs_of, spans), repeat(_EVENT_ID))))
-        )
+        _close(data, shared, kinds, flat)
+        # The latest span, and the latest root: of equal starts, the one added last
+        # (compact spans count as added after the others).
+        latest = _latest(spans, flat, compact, roots=False)
+        if latest is None:  # pragma: no cover - chunk_of asks for a span or more
+            raise ValueError("a chunk holds one span or more")
+        root = _latest(spans, flat, compact, roots=True)
+        events = [
+            *map(str, filter(None, map(dict.get, map(_attrs_of, spans), repeat(_EVENT_ID)))),
+            *filter(None, flat[C_EVENT::COMPACT_FIELDS]),
+        ]
+        starts = flat[C_START::COMPACT_FIELDS]
+        starts.extend(map(_start_of, spans))
         text = data.decode()
         return ChunkRow(
             count=count,
             size=ROW_OVERHEAD * count + len(text),
-            min_start=min(map(_start_of, spans)),
-            max_start=high,
-            root_start=None if root is None else root.start_ns,
-            root_trace=None if root is None else root.trace_id.hex(),
-            last_start=high,
-            last_trace=last.trace_id.hex(),
+            min_start=min(starts),
+            max_start=latest[0],
+            root_start=None if root is None else root[0],
+            root_trace=None if root is None else root[1].hex(),
+            last_start=latest[0],
+            last_trace=latest[1].hex(),
             data=text,
-            traces=b"".join(map(_trace_of, spans)).hex(),
+            traces=(
+                b"".join(map(_trace_of, spans)) + b"".join(flat[C_TRACE::COMPACT_FIELDS])
+            ).hex(),
             # cleaning the joined text cleans every id: SEP is left alone
             events=SEP + clean(SEP.join(events)) + SEP if events else "",
             format=HOPS,
@@ -410,11 +496,46 @@ _BEFORE_ALL = -(1 << 64)
 _span_encoder = msgspec.json.Encoder(enc_hook=str)
 
 
-def _close(data: bytearray, shared: set[int]) -> None:
-    """End a chunk after its closed span list: the shared sets its spans name, then ``]``."""
-    if shared:
+def _latest(
+    spans: Sequence[HopSpan], flat: list[Any], compact: int, *, roots: bool
+) -> tuple[int, bytes] | None:
+    """The start and trace of the latest span (or root) of a batch; ``None``: no root.
+
+    Of equal starts, the one added last, compact spans after the others. Runs in C
+    (``max``, ``map``, ``compress``): nothing per span in Python.
+    """
+    found: tuple[int, bytes] | None = None
+    chosen: Sequence[HopSpan] = spans
+    if roots:
+        chosen = list(compress(spans, map(operator.not_, map(_parent_of, spans))))
+    if chosen:
+        span = max(reversed(chosen), key=_start_of)
+        found = (span.start_ns, span.trace_id)
+    if compact:
+        starts = flat[C_START::COMPACT_FIELDS]
+        places: Iterable[int] = range(compact)
+        if roots:
+            places = compress(places, map(operator.not_, flat[C_PARENT::COMPACT_FIELDS]))
+        last = max(reversed(list(places)), key=starts.__getitem__, default=None)
+        if last is not None and (found is None or starts[last] >= found[0]):
+            found = (starts[last], flat[last * COMPACT_FIELDS + C_TRACE])
+    return found
+
+
+def _close(
+    data: bytearray, shared: set[int], kinds: set[int] | None = None, flat: list[Any] | None = None
+) -> None:
+    """End a chunk after its closed span list: shared sets, kinds and compact spans, ``]``."""
+    if shared or flat:
         data += b","
         _encode_table({str(index): shared_attributes[index] for index in sorted(shared)}, data)
+    if flat:
+        data += b","
+        _span_encoder.encode_into(
+            {str(kind): span_kinds[kind] for kind in sorted(kinds or ())}, data, -1
+        )
+        data += b","
+        _span_encoder.encode_into(flat, data, -1)
     data += b"]"
 
 
@@ -483,7 +604,7 @@ def decode(data: str, fmt: int = ENTRIES) -> tuple[list[dict[str, Any]], list[En
     if fmt == HOPS:
         chunk = _hops_decoder.decode(data)
         resources, entries, _ = entries_of_hops(
-            chunk.spans, chunk.resource, chunk.scope, chunk.shared
+            chunk.spans, chunk.resource, chunk.scope, chunk.shared, chunk.kinds, chunk.compact
         )
         return resources, entries
     resources, entries = decode_json(data)

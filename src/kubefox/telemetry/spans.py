@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 
 from kubefox.core.events import SpanContext
+from kubefox.telemetry import attributes as attr
 
 #: The W3C ``sampled`` trace flag.
 SAMPLED = 0x01
@@ -129,6 +130,95 @@ class SharedAttributes:
 
 #: This process's shared attribute sets.
 shared_attributes = SharedAttributes()
+
+
+#: What spans of one kind have in common: their name, OTLP kind and shared set's index.
+KindEntry = tuple[str, int, int]
+
+
+class SpanKinds:
+    """The kinds of this process's compact spans (:data:`CompactSpan`), each kept once, by index.
+
+    Like :class:`SharedAttributes`: kinds are only added (an index stays valid
+    for the life of the process, so a span waiting for its export can name
+    one), the same kind added again gets its index, and past ``limit`` kinds
+    :meth:`index` answers -1 (the hop then builds a full span instead).
+    """
+
+    __slots__ = ("_indexes", "_kinds", "limit")
+
+    def __init__(self, limit: int = 16384) -> None:
+        self._kinds: list[KindEntry] = []
+        self._indexes: dict[KindEntry, int] = {}
+        self.limit = limit
+
+    def index(self, name: str, kind: int, shared: int) -> int:
+        """The index of spans named ``name``, of OTLP ``kind``, with ``shared`` set; -1 if full.
+
+        A kind without a shared set (-1) gets no index: its spans carry their attributes.
+        """
+        key = (name, kind, shared)
+        index = self._indexes.get(key)
+        if index is None:
+            if shared < 0 or len(self._kinds) >= self.limit:
+                return -1
+            index = self._indexes[key] = len(self._kinds)
+            self._kinds.append(key)
+        return index
+
+    def __getitem__(self, index: int) -> KindEntry:
+        return self._kinds[index]
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+
+#: This process's span kinds.
+span_kinds = SpanKinds()
+
+#: A span in its compact form: ``(kind, event_id, parent_event_id, trace_id,
+#: span_id, parent_span_id, start_ns, end_ns, status)``, ``kind`` an index of
+#: :data:`span_kinds`, ``status`` the HTTP status (0: none; 500 and more make it
+#: an error). Only primitives: a batch of them is kept flat in one list and
+#: encoded in one C call (:class:`~kubefox.telemetry._chunks.HopChunkWriter`), and
+#: nothing in it is tracked by the garbage collector.
+CompactSpan = tuple[int, str, str, bytes, bytes, bytes, int, int, int]
+#: Values per compact span in a flat list of them.
+COMPACT_FIELDS = 9
+#: Positions in a compact span.
+(
+    C_KIND,
+    C_EVENT,
+    C_PARENT_EVENT,
+    C_TRACE,
+    C_SPAN,
+    C_PARENT,
+    C_START,
+    C_END,
+    C_STATUS,
+) = range(COMPACT_FIELDS)
+_ERROR = 2  # StatusCode.ERROR
+
+
+def own_attributes(event_id: str, parent_event_id: str, status: int) -> dict[str, Any]:
+    """The attributes a compact span has besides its kind's shared set."""
+    own: dict[str, Any] = {attr.EVENT_ID: event_id}
+    if parent_event_id:
+        own[attr.EVENT_PARENT_ID] = parent_event_id
+    if status:
+        own[attr.HTTP_STATUS_CODE] = status
+    return own
+
+
+def expand(span: CompactSpan | list[Any], kind: KindEntry | None = None) -> HopSpan:
+    """The :class:`HopSpan` of a compact span (``kind``: its kind, when not this process's)."""
+    index, event_id, parent_event_id, trace_id, span_id, parent, start, end, status = span
+    name, span_kind, shared = span_kinds[index] if kind is None else kind
+    own = own_attributes(event_id, parent_event_id, status)
+    error = _ERROR if status >= 500 else 0
+    return HopSpan(
+        trace_id, span_id, parent, name, span_kind, start, end, error, "", own, (), shared
+    )
 
 
 class HopSpan(msgspec.Struct, array_like=True, gc=False):

@@ -12,11 +12,16 @@ object, no context and no attribute dict:
   platform's ratio.
 
 A recorded hop draws its span's context (:meth:`HopTracer.child`) and, once
-ended, hands a :data:`LazySpan` (what the span is made of) to
-:meth:`HopTracer.finish`; a :class:`~kubefox.telemetry.export.SpanBatcher`
-builds the :class:`~kubefox.telemetry.spans.HopSpan` when it exports it (any
-other sink with an ``add(span)`` method gets it built at once;
-:meth:`HopTracer.start` and :meth:`HopTracer.end` make one eagerly). The
+ended, hands on what the span is made of. The hops whose spans have a kind
+(the broker, a component's handler and its calls) hand a
+:data:`~kubefox.telemetry.spans.CompactSpan` (the kind's index and
+primitives) to :meth:`HopTracer.keep`, through :meth:`HopAttributes.end`; a
+:class:`~kubefox.telemetry.export.SpanBatcher` keeps it flat and encodes it
+as it is, readers expand it. httpsrv, whose spans are named by their path,
+hands a :data:`LazySpan` to :meth:`HopTracer.finish`, built into a
+:class:`~kubefox.telemetry.spans.HopSpan` when exported. Any other sink
+(one with only ``add(span)``) gets spans built at once;
+:meth:`HopTracer.start` and :meth:`HopTracer.end` make one eagerly. The
 OpenTelemetry SDK is not on this path (see :mod:`kubefox.telemetry.spans`
 for why). Across processes the trace context
 travels in :class:`kubefox.core.events.SpanContext` (raw trace and span id
@@ -33,7 +38,16 @@ from typing import Any, Protocol
 from kubefox.core.events import Category, Component, Event, EventContext, SpanContext
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
-from kubefox.telemetry.spans import SAMPLED, HopSpan, SharedSet, ids, shared_attributes
+from kubefox.telemetry.spans import (
+    SAMPLED,
+    CompactSpan,
+    HopSpan,
+    SharedSet,
+    expand,
+    ids,
+    shared_attributes,
+    span_kinds,
+)
 
 __all__ = [
     "SAMPLED",
@@ -172,14 +186,17 @@ class HopAttributes:
     named by its index on every span of that kind after, so a sampled hop
     builds a dict of two ids instead of a dozen attributes, and its span
     encodes in half the bytes. The span's name, when the hop names its spans
-    by kind, is made once per kind too. At most ``limit`` kinds are remembered
+    by kind, is made once per kind too, and the kind (name, OTLP kind, shared
+    set) gets an index in :data:`~kubefox.telemetry.spans.span_kinds`, which
+    :meth:`end` hands on in a compact span. At most ``limit`` kinds are remembered
     (past it the table starts anew); when the process's shared table is full
     a kind's attributes go on each span itself, as before.
 
     Args:
         source: whether the sender's app and name are attributes too (the broker's spans).
         extra: attributes every span of the hop carries, whatever its event.
-        name: the span name of a kind; without it spans of every kind are named "".
+        name: the span name of every kind, or a function naming a kind; without
+            it spans of every kind are named "".
         kind: the OTLP span kind of the spans :meth:`build` makes.
         limit: kinds remembered at most.
     """
@@ -191,7 +208,7 @@ class HopAttributes:
         *,
         source: bool = False,
         extra: dict[str, Any] | None = None,
-        name: Callable[[KindKey], str] | None = None,
+        name: str | Callable[[KindKey], str] | None = None,
         kind: str = "internal",
         limit: int = 1024,
     ) -> None:
@@ -200,7 +217,8 @@ class HopAttributes:
         self._name = name
         self._span_kind = _KINDS[kind]
         self._limit = limit
-        self._kinds: dict[KindKey, tuple[str, SharedSet]] = {}
+        # per kind: its span name, shared set and index in span_kinds (-1: none)
+        self._kinds: dict[KindKey, tuple[str, SharedSet, int]] = {}
 
     def key(self, event: Event, target: Component | None = None) -> KindKey:
         """The kind of ``event``; ``target``, when given, stands for its own (its route's)."""
@@ -228,6 +246,59 @@ class HopAttributes:
             own[attr.EVENT_PARENT_ID] = parent_id
         return kind[0], own, kind[1].onto(own)
 
+    def end(  # noqa: PLR0917 - a span's parts, in order, on the hot path
+        self,
+        tracer: HopTracer,
+        key: KindKey,
+        event_id: str,
+        parent_event_id: str,
+        context: SpanContext,
+        parent_id: bytes,
+        start_ns: int,
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        """End the span of a hop of kind ``key`` (``context`` under ``parent_id``), now.
+
+        The span goes to ``tracer`` compact (:data:`~kubefox.telemetry.spans.CompactSpan`:
+        its kind by index, the rest primitives), or, when the process has no
+        room for another kind, lazy (:meth:`build`).
+        """
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._remember(key)
+        end_ns = time.time_ns()
+        if kind[2] >= 0:
+            tracer.keep(
+                (
+                    kind[2],
+                    event_id,
+                    parent_event_id,
+                    context.trace_id,
+                    context.span_id,
+                    parent_id,
+                    start_ns,
+                    end_ns,
+                    status,
+                ),
+                error,
+            )
+            return
+        lazy = (
+            self.build,
+            "",
+            key,
+            event_id,
+            parent_event_id,
+            context.trace_id,
+            context.span_id,
+            parent_id,
+            start_ns,
+            end_ns,
+            status,
+        )
+        tracer.finish(lazy, error)
+
     def build(self, lazy: LazySpan) -> HopSpan:
         """The span of a :data:`LazySpan` whose kind is a :data:`KindKey`.
 
@@ -237,14 +308,17 @@ class HopAttributes:
         kind_name, own, shared = self.of_key(key, event_id, parent_id)
         return ended_span(lazy, name or kind_name, self._span_kind, own, shared)
 
-    def _remember(self, key: KindKey) -> tuple[str, SharedSet]:
+    def _remember(self, key: KindKey) -> tuple[str, SharedSet, int]:
         category, type_, context, target, source = key
         values = _kind_attributes(category, type_, context, target)
         if source is not None:
             values[attr.SOURCE_NAME] = source.name
             values[attr.SOURCE_APP] = source.app
         values.update(self._extra)
-        kind = ("" if self._name is None else self._name(key), shared_attributes.share(values))
+        namer = self._name
+        name = "" if namer is None else namer if isinstance(namer, str) else namer(key)
+        shared = shared_attributes.share(values)
+        kind = (name, shared, span_kinds.index(name, self._span_kind, shared.index))
         if len(self._kinds) >= self._limit:
             self._kinds.clear()
         self._kinds[key] = kind
@@ -296,7 +370,7 @@ class HopTracer:
         ratio: the share of new traces sampled (httpsrv only starts traces).
     """
 
-    __slots__ = ("_random", "defer", "ratio", "sink")
+    __slots__ = ("_random", "defer", "keep_compact", "ratio", "sink")
 
     def __init__(self, sink: SpanSink, *, ratio: float = 1.0) -> None:
         self.sink = sink
@@ -306,9 +380,17 @@ class HopTracer:
         #: that builds spans when it exports them (a SpanBatcher's ``defer``),
         #: built now for any other.
         self.defer: Callable[[LazySpan], None] = getattr(sink, "defer", None) or self._build_now
+        #: Hands an ended compact span to the sink: kept as it is by a sink that
+        #: takes them (a SpanBatcher's ``keep``), expanded now for any other.
+        self.keep_compact: Callable[[CompactSpan], None] = (
+            getattr(sink, "keep", None) or self._expand_now
+        )
 
     def _build_now(self, lazy: LazySpan) -> None:
         self.sink.add(lazy[0](lazy))
+
+    def _expand_now(self, span: CompactSpan) -> None:
+        self.sink.add(expand(span))
 
     @staticmethod
     def child(parent: SpanContext | None) -> tuple[SpanContext, bytes]:
@@ -337,6 +419,14 @@ class HopTracer:
             self.defer(lazy)
         else:
             self.end(lazy[0](lazy), status_code=lazy[10], error=error)
+
+    def keep(self, span: CompactSpan, error: BaseException | None = None) -> None:
+        """End a compact span: kept as it is, or, with ``error``, expanded and ended now."""
+        if error is None:
+            self.keep_compact(span)
+        else:
+            *_, status = span
+            self.end(expand(span), status_code=status, error=error)
 
     def wants(self, parent: SpanContext | None, *, force: bool = False, root: bool = False) -> bool:
         """Whether a span under ``parent`` is recorded (cheap: no span is built)."""

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from kubefox.telemetry import _chunks
 from kubefox.telemetry._sql import ROW_OVERHEAD
-from kubefox.telemetry.spans import HopSpan, shared_attributes
+from kubefox.telemetry.spans import (
+    C_EVENT,
+    C_TRACE,
+    COMPACT_FIELDS,
+    HopSpan,
+    expand,
+    shared_attributes,
+    span_kinds,
+)
 from tests.unit.telemetry.hops import TRACE, hop
 
 RESOURCE = {"service.name": "httpsrv", "kubefox.platform": "demo"}
@@ -158,3 +168,110 @@ def test_a_shared_set_json_cannot_hold_is_stored_cleaned() -> None:
     _, entries = _chunks.decode(row.data, row.format)
 
     assert entries[0][_chunks.ATTRS] == {"kubefox.app": "he\ufffdllo", "kubefox.event.id": "ev-1"}
+
+
+def _compact(n: int, kind: int, *, parent: bytes = b"", start: int | None = None) -> list[Any]:
+    """Compact span ``n``, as :func:`hop` makes span ``n`` but for its kind's name and set."""
+    span = hop(n, parent=parent, start=start)
+    return [
+        kind,
+        f"ev-{n}",
+        "",
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_ns,
+        span.end_ns,
+        200,
+    ]
+
+
+def _kind(name: str) -> int:
+    shared = shared_attributes.share({"kubefox.app": "hello", "kubefox.hop": name}).index
+    return span_kinds.index(name, 2, shared)
+
+
+def test_compact_spans_read_back_as_the_spans_they_stand_for() -> None:
+    """A chunk of compact spans reads as the chunk of their expanded spans, keys and all."""
+    kind = _kind("compact hop")
+    flat = [
+        *_compact(2, kind),
+        *_compact(1, kind),
+        *_compact(3, kind, parent=(2).to_bytes(8, "big"), start=5),
+    ]
+    expanded = [expand(flat[i : i + COMPACT_FIELDS]) for i in range(0, len(flat), COMPACT_FIELDS)]
+
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of([], flat)
+    whole = _chunks.hop_chunk(RESOURCE, "scope", expanded)
+
+    assert row is not None
+    assert _chunks.decode(row.data, row.format) == _chunks.decode(whole.data, whole.format)
+    keys = ("count", "min_start", "max_start", "root_start", "root_trace", "last_trace", "traces")
+    assert [getattr(row, key) for key in (*keys, "events")] == [
+        getattr(whole, key) for key in (*keys, "events")
+    ]
+    assert row.size < whole.size  # a kind's name and set are in the chunk once
+    _, entries = _chunks.decode(row.data, row.format)
+    assert entries[0][_chunks.ATTRS] == {
+        "kubefox.app": "hello",
+        "kubefox.hop": "compact hop",
+        "kubefox.event.id": "ev-2",
+        "http.response.status_code": 200,
+    }
+
+
+def test_a_chunk_of_built_and_compact_spans_holds_both() -> None:
+    """Built spans first, then compact ones; of equal starts the compact one is the latest."""
+    kind = _kind("mixed hop")
+    built = [hop(1, start=9), hop(2, start=3, parent=(1).to_bytes(8, "big"))]
+    compact_trace = bytes(range(3, 19))
+    flat = _compact(4, kind, start=9)
+    flat[C_TRACE] = compact_trace
+
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of(built, flat)
+
+    assert row is not None
+    _, entries = _chunks.decode(row.data, row.format)
+    assert [entry[_chunks.NAME] for entry in entries] == ["hop 1", "hop 2", "mixed hop"]
+    assert row.count == 3
+    assert (row.min_start, row.max_start) == (3, 9)
+    assert row.last_trace == row.root_trace == compact_trace.hex()
+    assert row.traces == (TRACE * 2 + compact_trace).hex()
+    assert row.events == _chunks.SEP + _chunks.SEP.join(["ev-1", "ev-2", "ev-4"]) + _chunks.SEP
+
+
+def test_compact_spans_of_the_wrong_shape_are_left_out() -> None:
+    """A component's chunk is not trusted: a bad value leaves its span out, not the chunk."""
+    good = _compact(1, 0)
+    bad_kind = [*good[:0], 9, *good[1:]]
+    text_time = [*good[:6], "soon", *good[7:]]
+    bad_id = [*good[:3], "not base64!", *good[4:]]
+    ids = [msgspec.json.decode(msgspec.json.encode(value)) for value in good]
+    data = msgspec.json.encode(
+        [
+            RESOURCE,
+            "scope",
+            [],
+            {"0": {"kubefox.app": "hello"}},
+            {"0": ["good", 2, 0], "9": ["odd kind", "server", 0]},
+            [*ids, *bad_kind, *text_time, *bad_id, *ids[:4]],
+        ]
+    ).decode()
+
+    _, entries = _chunks.decode(data, _chunks.HOPS)
+
+    assert [entry[_chunks.NAME] for entry in entries] == ["good"]
+    assert entries[0][_chunks.ATTRS]["kubefox.app"] == "hello"
+
+
+def test_a_compact_span_with_text_json_cannot_hold_is_stored_cleaned() -> None:
+    """A lone surrogate in a compact span's event id is cleaned; the batch is still stored."""
+    kind = _kind("dirty hop")
+    flat = _compact(1, kind)
+    flat[C_EVENT] = "ev-\ud800"
+
+    row = _chunks.HopChunkWriter(RESOURCE, "scope").chunk_of([hop(2)], flat)
+
+    assert row is not None
+    _, entries = _chunks.decode(row.data, row.format)
+    assert [entry[_chunks.ATTRS]["kubefox.event.id"] for entry in entries] == ["ev-2", "ev-\ufffd"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from kubefox.telemetry._chunks import NAME, SCOPE, ChunkRow, decode
 from kubefox.telemetry.export import SpanBatcher
-from kubefox.telemetry.spans import HopSpan
+from kubefox.telemetry.spans import CompactSpan, HopSpan, shared_attributes, span_kinds
 from kubefox.telemetry.tracing import HopTracer, LazySpan
 
 
@@ -220,3 +220,27 @@ async def test_deferred_spans_are_built_when_exported_and_count_in_the_queue() -
 
     assert batcher.dropped == 1
     assert _names(kept) == ["hop 0", "deferred 1", "deferred 2"]
+
+
+def _compact_span(n: int) -> CompactSpan:
+    shared = shared_attributes.share({"batcher-test": True}).index
+    kind = span_kinds.index("compact", 2, shared)
+    return (kind, f"ev-{n}", "", b"\x01" * 16, n.to_bytes(8, "big"), b"", n, n + 1, 200)
+
+
+async def test_compact_spans_go_out_in_the_chunk_and_whole_to_span_destinations() -> None:
+    """Kept flat until the export; the chunk holds them, a span destination gets them built."""
+    chunks, kept = Chunks(), Kept()
+    batcher = SpanBatcher([kept], chunks=[chunks], delay=30.0, max_batch=2, max_queue=3)
+    tracer = HopTracer(batcher)
+    _emit(tracer, 1)
+    for n in range(1, 5):
+        tracer.keep(_compact_span(n))
+
+    await asyncio.to_thread(batcher.shutdown)
+
+    assert batcher.dropped == 1  # max_queue bounds the compact spans too
+    assert [row.count for row in chunks.rows] == [3, 1]  # a batch: up to max_batch of each form
+    assert _chunk_names(chunks) == _names(kept) == ["hop 0", "compact", "compact", "compact"]
+    ids = [span.attributes["kubefox.event.id"] for span in kept.batches[1]]
+    assert ids == ["ev-3"]

@@ -17,7 +17,7 @@ from kubefox.core.events import (
 )
 from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.records import SpanKind, StatusCode
-from kubefox.telemetry.spans import shared_attributes
+from kubefox.telemetry.spans import CompactSpan, expand, shared_attributes, span_kinds
 from kubefox.telemetry.tracing import (
     HopAttributes,
     HopSpan,
@@ -298,3 +298,113 @@ def test_kinds_remembered_anew_name_the_sets_they_had() -> None:
 
     assert qa_again == qa != prod
     assert len(shared_attributes) == size + 1
+
+
+class Compact(Ended):
+    """A sink taking compact spans as they are, as a SpanBatcher does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.compact: list[CompactSpan] = []
+
+    def keep(self, span: CompactSpan) -> None:
+        self.compact.append(span)
+
+
+def _end_hop(
+    hop_attributes: HopAttributes, tracer: HopTracer, event: Event, error: Exception | None = None
+) -> SpanContext:
+    context, parent_id = tracer.child(SAMPLED)
+    hop_attributes.end(
+        tracer,
+        hop_attributes.key(event),
+        event.id,
+        event.parent_id,
+        context,
+        parent_id,
+        123,
+        201 if error is None else 404,
+        error,
+    )
+    return context
+
+
+def test_a_hop_s_span_goes_compact_and_expands_to_its_kind_s_name_and_attributes() -> None:
+    """A sink that keeps compact spans gets primitives; expanded, they are the whole span."""
+    hop_attributes = HopAttributes(kind="server", name="GET /hello", extra={attr.ROUTE_ID: 1})
+    sink = Compact()
+    event = _event("e1", ve="compact")
+
+    context = _end_hop(hop_attributes, HopTracer(sink), event)
+
+    [kept] = sink.compact
+    assert sink.spans == []
+    assert all(isinstance(value, (int, str, bytes)) for value in kept)
+    span = expand(kept)
+    assert (span.name, span.kind, span.start_ns) == ("GET /hello", SpanKind.SERVER, 123)
+    assert (span.trace_id, span.span_id, span.parent_span_id) == (
+        SAMPLED.trace_id,
+        context.span_id,
+        SAMPLED.span_id,
+    )
+    assert span.end_ns >= span.start_ns
+    assert span.status_code == StatusCode.UNSET
+    assert span.all_attributes() == {
+        **event_attributes(event),
+        attr.ROUTE_ID: 1,
+        attr.HTTP_STATUS_CODE: 201,
+    }
+
+
+def test_a_sink_without_keep_gets_a_hop_s_span_whole_and_a_failed_one_its_error() -> None:
+    """Any other sink gets spans expanded at once; a failed hop's carries its exception."""
+    from kubefox.core.errors import NotFoundError
+
+    hop_attributes = HopAttributes(kind="server", name="handler")
+    tracer, ended = _tracer()
+    compact = Compact()
+
+    _end_hop(hop_attributes, tracer, _event("e1", ve="whole"))
+    _end_hop(hop_attributes, tracer, _event("e2", ve="whole"), NotFoundError("gone"))
+    _end_hop(hop_attributes, HopTracer(compact), _event("e3", ve="whole"), NotFoundError("gone"))
+
+    ok, failed = ended.spans
+    assert ok.name == failed.name == "handler"
+    assert ok.all_attributes()[attr.EVENT_ID] == "e1"
+    for span in (failed, *compact.spans):
+        assert span.status_code == StatusCode.ERROR
+        assert span.attributes[attr.HTTP_STATUS_CODE] == 404
+        assert [name for name, _, _ in span.events] == ["exception"]
+    assert compact.compact == []  # a failed hop's span is built with its error, even there
+    assert [span.attributes[attr.EVENT_ID] for span in compact.spans] == ["e3"]
+
+
+def test_with_no_room_for_another_kind_a_hop_s_span_is_built_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the kinds table's limit the span goes lazy, with every attribute, not compact."""
+    monkeypatch.setattr(span_kinds, "limit", len(span_kinds))
+    hop_attributes = HopAttributes(kind="server", name="handler")
+    sink = Compact()
+    tracer = HopTracer(sink)
+    event = _event("e1", ve="no-room")
+
+    _end_hop(hop_attributes, tracer, event)
+
+    assert sink.compact == []
+    [lazy] = sink.spans  # Ended has no defer: the lazy span was built at once
+    assert isinstance(lazy, HopSpan)
+    assert lazy.name == "handler"
+    assert lazy.all_attributes() == {**event_attributes(event), attr.HTTP_STATUS_CODE: 201}
+
+
+def test_a_kind_has_one_index_for_the_life_of_the_process() -> None:
+    """The same name, kind and set get the same index; a kind without a set gets none."""
+    shared = shared_attributes.share({"kind-test": 1}).index
+
+    first = span_kinds.index("kind test", 2, shared)
+
+    assert span_kinds.index("kind test", 2, shared) == first >= 0
+    assert span_kinds.index("kind test", 3, shared) not in (first, -1)
+    assert span_kinds[first] == ("kind test", 2, shared)
+    assert span_kinds.index("kind test", 2, -1) == -1
