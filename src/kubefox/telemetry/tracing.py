@@ -269,20 +269,21 @@ class HopAttributes:
             kind = self._remember(key)
         end_ns = time.time_ns()
         if kind[2] >= 0:
-            tracer.keep(
-                (
-                    kind[2],
-                    event_id,
-                    parent_event_id,
-                    context.trace_id,
-                    context.span_id,
-                    parent_id,
-                    start_ns,
-                    end_ns,
-                    status,
-                ),
-                error,
+            compact = (
+                kind[2],
+                event_id,
+                parent_event_id,
+                context.trace_id,
+                context.span_id,
+                parent_id,
+                start_ns,
+                end_ns,
+                status,
             )
+            if error is None:
+                tracer.keep_compact(compact)  # what keep does without an error, a call less
+            else:
+                tracer.keep(compact, error)
             return
         lazy = (
             self.build,
