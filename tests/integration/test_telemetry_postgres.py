@@ -19,8 +19,10 @@ import pytest
 
 from kubefox.core.errors import InvalidError, UnavailableError
 from kubefox.telemetry import open_telemetry_store
+from kubefox.telemetry.export import store_chunk
 from kubefox.telemetry.postgres import PostgresTelemetryStore
 from kubefox.telemetry.protocol import Retention, TelemetryStore
+from kubefox.telemetry.records import StatusCode
 from tests.contracts.telemetry_store import (
     TRACE_A,
     MakeStore,
@@ -29,6 +31,7 @@ from tests.contracts.telemetry_store import (
     next_record,
     span,
 )
+from tests.unit.telemetry.hops import COMPACT_CALL_ATTRIBUTES, compact_chunk
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +110,21 @@ async def test_open_telemetry_store_takes_the_schema_from_the_url(database_url: 
     finally:
         await connection.close()
     assert count == 1
+
+
+async def test_a_component_s_compact_spans_are_kept_as_records(database_url: str) -> None:
+    """PostgreSQL keeps spans, not chunks: a posted chunk's compact spans are expanded."""
+    store = await PostgresTelemetryStore.connect(database_url, schema=fresh_schema())
+    try:
+        await store_chunk(store, compact_chunk())
+
+        handler, call = (await store.trace_for_event("ev-2")).spans
+    finally:
+        await store.aclose()
+    assert (handler.name, call.name) == ("Path(`/hello`)", "Send REQUEST to backend")
+    assert call.parent_span_id == handler.span_id
+    assert call.status_code == StatusCode.ERROR
+    assert call.attributes == COMPACT_CALL_ATTRIBUTES
 
 
 async def test_two_processes_share_one_store(database_url: str) -> None:

@@ -18,6 +18,8 @@ from kubefox.core.events import Category, Event, MatchedEvent, SpanContext
 from kubefox.kit import Kit, Kontext, Response
 from kubefox.kit._server import Server
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry import spans as spans_module
+from kubefox.telemetry import tracing as tracing_module
 from kubefox.telemetry.logging import add_request_ids
 from kubefox.telemetry.records import SpanKind, StatusCode
 from kubefox.telemetry.tracing import SAMPLED, HopSpan, HopTracer
@@ -129,8 +131,15 @@ async def test_an_unsampled_request_records_no_span_and_binds_no_ids(
     ]
 
 
-async def test_the_handler_s_and_the_call_s_spans_have_their_hop_s_attributes() -> None:
-    """Built when exported, the two spans hold what a span built at once would."""
+@pytest.mark.parametrize("room", [True, False], ids=["compact", "no-room-for-kinds"])
+async def test_the_handler_s_and_the_call_s_spans_have_their_hop_s_attributes(
+    room: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compact, or lazy when the process has no room for their kinds: the same spans."""
+    if not room:
+        full = spans_module.SpanKinds(limit=0)
+        monkeypatch.setattr(spans_module, "span_kinds", full)
+        monkeypatch.setattr(tracing_module, "span_kinds", full)
     transport = FakeTransport(_who)
     spans = _Spans()
 

@@ -18,11 +18,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from kubefox.telemetry import SpanKind, SpanRecord, StatusCode, TelemetryStore
-from kubefox.telemetry._chunks import pack, unpack
+from kubefox.telemetry._chunks import pack, pack_row, unpack
 from kubefox.telemetry.receiver import OtlpReceiver
 from kubefox.telemetry.spans import PACKED_MEDIA_TYPE, PACKED_PATH, HopSpan
 from kubefox.telemetry.sqlite import SQLiteTelemetryStore
-from tests.unit.telemetry.hops import TRACE, hop
+from tests.unit.telemetry.hops import COMPACT_CALL_ATTRIBUTES, TRACE, compact_chunk, hop
 from tests.unit.telemetry.otlp_messages import (
     CHILD_ID,
     ROOT_ID,
@@ -435,3 +435,21 @@ async def test_a_store_without_chunks_gets_the_component_s_spans_as_records() ->
 
     assert answer.status_code == 200
     assert [(s.name, s.service, s.event_id) for s in kept] == [("hop 1", "svc", "ev-1")]
+
+
+async def test_a_component_s_compact_spans_are_stored_with_their_kind_s_name_and_attributes(
+    client: httpx.AsyncClient, store: SQLiteTelemetryStore
+) -> None:
+    """Compact spans read back whole: kind name and attributes, ids, status, tree."""
+    answer = await client.post(
+        PACKED_PATH, content=pack_row(compact_chunk()), headers={"content-type": PACKED_MEDIA_TYPE}
+    )
+
+    assert answer.status_code == 200
+    handler, call = (await store.trace_for_event("ev-2")).spans
+    assert (handler.name, handler.kind) == ("Path(`/hello`)", SpanKind.SERVER)
+    assert (call.name, call.kind) == ("Send REQUEST to backend", SpanKind.CLIENT)
+    assert call.parent_span_id == handler.span_id
+    assert call.status_code == StatusCode.ERROR
+    assert call.attributes == COMPACT_CALL_ATTRIBUTES
+    assert handler.service == "hello-world-frontend-0123456"
