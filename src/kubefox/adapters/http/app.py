@@ -265,6 +265,9 @@ class HttpAdapter:
         self._bare_context = EventContext(platform=platform)
         self._subjects: dict[Component, str] = {}
         self._routed_attributes: dict[tuple[int, Component, EventContext], SharedSet] = {}
+        # Bound once: a lazy span holds its builder until exported, and a bound method
+        # made per request is one more object the garbage collector tracks meanwhile.
+        self._build_request_span = self._request_span
 
     @property
     def source(self) -> Component:
@@ -404,7 +407,7 @@ class HttpAdapter:
         if trace is not None and tracer is not None:
             context = trace.context
             lazy = (
-                self._request_span,
+                self._build_request_span,
                 scope.get("method", ""),
                 (scope.get("path", ""), routed),
                 event_id,
