@@ -56,6 +56,7 @@ from kubefox.telemetry.spans import (
     COMPACT_FIELDS,
     HopSpan,
     expand,
+    expand_flat,
     shared_attributes,
     span_kinds,
 )
@@ -403,15 +404,14 @@ class HopChunkWriter:
         that does not encode as it is (text to clean, a value that is no JSON)
         is built span by span instead (:meth:`add`), its compact spans expanded.
         """
-        if not spans and not compact:
+        flat = compact or []
+        if not spans and not flat:
             return None
         try:
-            return self._batch(spans, compact or [])
+            return self._batch(spans, flat)
         except (UnicodeEncodeError, TypeError, ValueError, OverflowError):
-            for span in spans:
+            for span in [*spans, *expand_flat(flat)]:
                 self.add(span)
-            for start in range(0, len(compact or ()), COMPACT_FIELDS):
-                self.add(expand(compact[start : start + COMPACT_FIELDS]))  # type: ignore[index]
             return self.take()
 
     def _batch(self, spans: Sequence[HopSpan], flat: list[Any]) -> ChunkRow:

@@ -48,7 +48,7 @@ from kubefox.telemetry.spans import (
     PACKED_PATH,
     CompactSpan,
     HopSpan,
-    expand,
+    expand_flat,
 )
 from kubefox.telemetry.tracing import LazySpan
 
@@ -298,13 +298,11 @@ def _built(queue: list[HopSpan | LazySpan]) -> list[HopSpan]:
 
 def _expanded(flat: list[Any]) -> list[HopSpan]:
     """The spans of a flat list of compact ones (for destinations that take spans)."""
-    spans = []
-    for start in range(0, len(flat), COMPACT_FIELDS):
-        try:
-            spans.append(expand(flat[start : start + COMPACT_FIELDS]))
-        except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
-            log.warning("spans.unbuildable", error=str(exc))
-    return spans
+    try:
+        return expand_flat(flat)
+    except Exception as exc:  # noqa: BLE001 - telemetry must not stop the role
+        log.warning("spans.unbuildable", spans=len(flat) // COMPACT_FIELDS, error=str(exc))
+        return []
 
 
 def _export_failed(destination: object, count: int, exc: Exception) -> None:

@@ -33,6 +33,7 @@ import msgspec
 
 from kubefox.core.events import SpanContext
 from kubefox.telemetry import attributes as attr
+from kubefox.telemetry.records import StatusCode
 
 #: The W3C ``sampled`` trace flag.
 SAMPLED = 0x01
@@ -197,7 +198,7 @@ COMPACT_FIELDS = 9
     C_END,
     C_STATUS,
 ) = range(COMPACT_FIELDS)
-_ERROR = 2  # StatusCode.ERROR
+_ERROR = int(StatusCode.ERROR)
 
 
 def own_attributes(event_id: str, parent_event_id: str, status: int) -> dict[str, Any]:
@@ -208,6 +209,14 @@ def own_attributes(event_id: str, parent_event_id: str, status: int) -> dict[str
     if status:
         own[attr.HTTP_STATUS_CODE] = status
     return own
+
+
+def expand_flat(flat: list[Any]) -> list[HopSpan]:
+    """The spans of a flat list of this process's compact spans."""
+    return [
+        expand(flat[start : start + COMPACT_FIELDS])
+        for start in range(0, len(flat), COMPACT_FIELDS)
+    ]
 
 
 def expand(span: CompactSpan | list[Any], kind: KindEntry | None = None) -> HopSpan:
