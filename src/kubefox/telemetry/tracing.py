@@ -267,37 +267,25 @@ class HopAttributes:
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._remember(key)
-        end_ns = time.time_ns()
-        if kind[2] >= 0:
-            compact = (
-                kind[2],
-                event_id,
-                parent_event_id,
-                context.trace_id,
-                context.span_id,
-                parent_id,
-                start_ns,
-                end_ns,
-                status,
-            )
-            if error is None:
-                tracer.keep_compact(compact)  # what keep does without an error, a call less
-            else:
-                tracer.keep(compact, error)
-            return
-        lazy = (
-            self.build,
-            "",
-            key,
+        # What either form holds after its kind: event ids, ids, times, status.
+        made = (
             event_id,
             parent_event_id,
             context.trace_id,
             context.span_id,
             parent_id,
             start_ns,
-            end_ns,
+            time.time_ns(),
             status,
         )
+        if kind[2] >= 0:
+            compact = (kind[2], *made)
+            if error is None:
+                tracer.keep_compact(compact)  # what keep does without an error, a call less
+            else:
+                tracer.keep(compact, error)
+            return
+        lazy = (self.build, "", key, *made)
         tracer.finish(lazy, error)
 
     def build(self, lazy: LazySpan) -> HopSpan:
