@@ -23,6 +23,7 @@ from tests.contracts.telemetry_store import (
     span,
     span_id,
 )
+from tests.unit.telemetry.hops import COMPACT_CALL_ATTRIBUTES, compact_chunk
 
 
 class TestSQLiteTelemetryStore(TelemetryStoreContract):
@@ -209,3 +210,24 @@ async def test_a_file_with_a_row_per_span_is_converted_when_opened(tmp_path: Pat
     with contextlib.closing(sqlite3.connect(path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "spans" not in tables
+
+
+async def test_a_chunk_of_compact_spans_straddling_the_limit_keeps_its_newest_whole(
+    tmp_path: Path,
+) -> None:
+    """Retention rewrites a component's chunk span by span, compact spans expanded."""
+    store = await SQLiteTelemetryStore.open(
+        tmp_path / "t.db",
+        retention=Retention(max_spans=1),
+        clock=lambda: 1_700_000_000_000_001_000,  # a moment after the chunk's spans
+    )
+    try:
+        await store.put_chunk(compact_chunk())  # a handler span, then its call's
+
+        await store.prune()
+
+        [call] = (await store.trace_for_event("ev-2")).spans
+    finally:
+        await store.aclose()
+    assert call.name == "Send REQUEST to backend"
+    assert call.attributes == COMPACT_CALL_ATTRIBUTES
