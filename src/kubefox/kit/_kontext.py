@@ -51,12 +51,13 @@ from kubefox.telemetry import attributes as attr
 from kubefox.telemetry.logging import bound_span
 
 if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when the component has telemetry on
-    from kubefox.telemetry.spans import SharedSet
-    from kubefox.telemetry.tracing import HopTracer
+    from kubefox.telemetry.spans import HopSpan, SharedSet
+    from kubefox.telemetry.tracing import HopTracer, LazySpan
 
     #: A dependency's call spans: their name, the attributes they share, their
-    #: kind's index (-1: the process has no room for another kind).
-    CallSpans = tuple[str, SharedSet, int]
+    #: kind's index (-1: the process has no room for another kind) and the
+    #: builder of their lazy form (for that case).
+    CallSpans = tuple[str, SharedSet, int, Callable[[LazySpan], HopSpan]]
 
 _NS = 1_000_000_000
 _MISSING: Any = object()
@@ -75,7 +76,7 @@ class Session:
     clock: Callable[[], float]
     #: Records the spans of calls to dependencies in sampled traces; ``None``: no tracing.
     tracer: HopTracer | None = None
-    #: Per dependency: its call spans' name, the attributes they share, their builder.
+    #: Per dependency: its call spans' name, shared attributes, kind and lazy builder.
     call_spans: dict[str, CallSpans] = dataclasses.field(default_factory=dict)
 
 
@@ -515,12 +516,14 @@ def _call_span(session: Session, dependency: Dependency) -> CallSpans:
     # Loaded only with a tracer: with telemetry off a component never loads OpenTelemetry.
     from kubefox.telemetry.records import SpanKind
     from kubefox.telemetry.spans import shared_attributes, span_kinds
+    from kubefox.telemetry.tracing import dependency_span
 
     name = f"Send REQUEST to {dependency.name}"
     common = shared_attributes.share(
         {attr.COMPONENT: dependency.name, attr.APP: session.identity.app}
     )
-    known = (name, common, span_kinds.index(name, int(SpanKind.CLIENT), common.index))
+    index = span_kinds.index(name, int(SpanKind.CLIENT), common.index)
+    known = (name, common, index, dependency_span)
     session.call_spans[dependency.name] = known
     return known
 
@@ -534,19 +537,8 @@ def _end_call(  # noqa: PLR0917 - a call's span's parts, in order
     error: BaseException | None,
 ) -> None:
     """End a call's span: compact (its kind by index), or lazy when the kind has none."""
-    name, common, index = kind
-    request_id, event_id, trace_id, span_id, caller_id = made
-    end_ns = time.time_ns()
-    if index >= 0:
-        tracer.keep(
-            (index, request_id, event_id, trace_id, span_id, caller_id, start_ns, end_ns, status),
-            error,
-        )
-        return
-    from kubefox.telemetry.tracing import dependency_span
-
-    lazy = (dependency_span, name, common, *made, start_ns, end_ns, status)
-    tracer.finish(lazy, error)
+    name, common, index, build = kind
+    tracer.hand_on(index, build, name, common, (*made, start_ns, time.time_ns(), status), error)
 
 
 def _body(

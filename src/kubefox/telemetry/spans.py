@@ -201,14 +201,34 @@ COMPACT_FIELDS = 9
 _ERROR = int(StatusCode.ERROR)
 
 
-def own_attributes(event_id: str, parent_event_id: str, status: int) -> dict[str, Any]:
-    """The attributes a compact span has besides its kind's shared set."""
+def event_ids(event_id: str, parent_event_id: str) -> dict[str, Any]:
+    """A new dict of a span's own attributes: its event's id and, if any, its parent's."""
     own: dict[str, Any] = {attr.EVENT_ID: event_id}
     if parent_event_id:
         own[attr.EVENT_PARENT_ID] = parent_event_id
+    return own
+
+
+def ended(  # noqa: PLR0917 - a span's fields, in order
+    trace_id: bytes,
+    span_id: bytes,
+    parent: bytes,
+    name: str,
+    kind: int,
+    start: int,
+    end: int,
+    status: int,
+    own: dict[str, Any],
+    shared: int,
+) -> HopSpan:
+    """An ended span answered with HTTP ``status`` (0: none; 500 and more make it an error).
+
+    ``own`` (its attributes, ``shared`` aside) gets the status too.
+    """
     if status:
         own[attr.HTTP_STATUS_CODE] = status
-    return own
+    error = _ERROR if status >= 500 else 0
+    return HopSpan(trace_id, span_id, parent, name, kind, start, end, error, "", own, (), shared)
 
 
 def expand_flat(flat: list[Any]) -> list[HopSpan]:
@@ -223,11 +243,8 @@ def expand(span: CompactSpan | list[Any], kind: KindEntry | None = None) -> HopS
     """The :class:`HopSpan` of a compact span (``kind``: its kind, when not this process's)."""
     index, event_id, parent_event_id, trace_id, span_id, parent, start, end, status = span
     name, span_kind, shared = span_kinds[index] if kind is None else kind
-    own = own_attributes(event_id, parent_event_id, status)
-    error = _ERROR if status >= 500 else 0
-    return HopSpan(
-        trace_id, span_id, parent, name, span_kind, start, end, error, "", own, (), shared
-    )
+    own = event_ids(event_id, parent_event_id)
+    return ended(trace_id, span_id, parent, name, span_kind, start, end, status, own, shared)
 
 
 class HopSpan(msgspec.Struct, array_like=True, gc=False):

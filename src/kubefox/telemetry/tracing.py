@@ -15,7 +15,7 @@ A recorded hop draws its span's context (:meth:`HopTracer.child`) and, once
 ended, hands on what the span is made of. The hops whose spans have a kind
 (the broker, a component's handler and its calls) hand a
 :data:`~kubefox.telemetry.spans.CompactSpan` (the kind's index and
-primitives) to :meth:`HopTracer.keep`, through :meth:`HopAttributes.end`; a
+primitives) to :meth:`HopTracer.hand_on`, through :meth:`HopAttributes.end`; a
 :class:`~kubefox.telemetry.export.SpanBatcher` keeps it flat and encodes it
 as it is, readers expand it. httpsrv, whose spans are named by their path,
 hands a :data:`LazySpan` to :meth:`HopTracer.finish`, built into a
@@ -43,6 +43,8 @@ from kubefox.telemetry.spans import (
     CompactSpan,
     HopSpan,
     SharedSet,
+    ended,
+    event_ids,
     expand,
     ids,
     shared_attributes,
@@ -56,6 +58,7 @@ __all__ = [
     "HopTracer",
     "KindKey",
     "LazySpan",
+    "SpanParts",
     "SpanSink",
     "dependency_span",
     "end_span",
@@ -167,6 +170,11 @@ def _kind_attributes(
 #: context, target and (for the broker's spans) sender.
 KindKey = tuple[Category, str, EventContext, Component | None, Component | None]
 
+#: What a span is made of after its kind, in either form (:data:`LazySpan`,
+#: :data:`~kubefox.telemetry.spans.CompactSpan`): ``(event_id, parent_event_id,
+#: trace_id, span_id, parent_span_id, start_ns, end_ns, status_code)``.
+SpanParts = tuple[str, str, bytes, bytes, bytes, int, int, int]
+
 #: A span ended on the hot path and built only when its batch is exported
 #: (:meth:`HopTracer.finish`): ``(build, name, kind, event_id, parent_event_id,
 #: trace_id, span_id, parent_span_id, start_ns, end_ns, status_code)``;
@@ -241,9 +249,7 @@ class HopAttributes:
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._remember(key)
-        own: dict[str, Any] = {attr.EVENT_ID: event_id}
-        if parent_id:
-            own[attr.EVENT_PARENT_ID] = parent_id
+        own = event_ids(event_id, parent_id)
         return kind[0], own, kind[1].onto(own)
 
     def end(  # noqa: PLR0917 - a span's parts, in order, on the hot path
@@ -267,7 +273,6 @@ class HopAttributes:
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._remember(key)
-        # What either form holds after its kind: event ids, ids, times, status.
         made = (
             event_id,
             parent_event_id,
@@ -278,15 +283,7 @@ class HopAttributes:
             time.time_ns(),
             status,
         )
-        if kind[2] >= 0:
-            compact = (kind[2], *made)
-            if error is None:
-                tracer.keep_compact(compact)  # what keep does without an error, a call less
-            else:
-                tracer.keep(compact, error)
-            return
-        lazy = (self.build, "", key, *made)
-        tracer.finish(lazy, error)
+        tracer.hand_on(kind[2], self.build, "", key, made, error)
 
     def build(self, lazy: LazySpan) -> HopSpan:
         """The span of a :data:`LazySpan` whose kind is a :data:`KindKey`.
@@ -320,7 +317,7 @@ def dependency_span(lazy: LazySpan) -> HopSpan:
     Its event is the request, its parent event the one whose handler called.
     """
     _, name, common, event_id, parent_id, *_ = lazy
-    own: dict[str, Any] = {attr.EVENT_PARENT_ID: parent_id, attr.EVENT_ID: event_id}
+    own = event_ids(event_id, parent_id)
     return ended_span(lazy, name, _KINDS["client"], own, common.onto(own))
 
 
@@ -330,10 +327,7 @@ def ended_span(lazy: LazySpan, name: str, kind: int, own: dict[str, Any], shared
     A status of 500 or more makes it an error; ``shared`` names its shared set (or -1).
     """
     _, _, _, _, _, trace_id, span_id, parent, start, end, status = lazy
-    if status:
-        own[attr.HTTP_STATUS_CODE] = status
-    error = _ERROR if status >= 500 else 0
-    return HopSpan(trace_id, span_id, parent, name, kind, start, end, error, "", own, (), shared)
+    return ended(trace_id, span_id, parent, name, kind, start, end, status, own, shared)
 
 
 def end_span(span: HopSpan, *, status_code: int = 0, error: BaseException | None = None) -> None:
@@ -408,6 +402,29 @@ class HopTracer:
             self.defer(lazy)
         else:
             self.end(lazy[0](lazy), status_code=lazy[10], error=error)
+
+    def hand_on(  # noqa: PLR0917 - a span's form and parts, in order, on the hot path
+        self,
+        index: int,
+        build: Callable[[LazySpan], HopSpan],
+        name: str,
+        kind: Any,
+        made: SpanParts,
+        error: BaseException | None,
+    ) -> None:
+        """End a hop's span: compact when its kind has an ``index`` (of span_kinds), else lazy.
+
+        The lazy form is ``(build, name, kind, *made)`` (see :data:`LazySpan`);
+        either way a failed hop's span is built now, with its error.
+        """
+        if index >= 0:
+            compact = (index, *made)
+            if error is None:
+                self.keep_compact(compact)  # what keep does without an error, a call less
+            else:
+                self.keep(compact, error)
+            return
+        self.finish((build, name, kind, *made), error)
 
     def keep(self, span: CompactSpan, error: BaseException | None = None) -> None:
         """End a compact span: kept as it is, or, with ``error``, expanded and ended now."""
