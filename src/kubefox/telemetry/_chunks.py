@@ -37,7 +37,7 @@ from __future__ import annotations
 import binascii
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 import msgspec
@@ -417,8 +417,8 @@ class HopChunkWriter:
     def _batch(self, spans: Sequence[HopSpan], flat: list[Any]) -> ChunkRow:
         data = bytearray(self._prefix)
         _span_encoder.encode_into(spans, data, -1)
-        compact = len(flat) // COMPACT_FIELDS
-        count = len(spans) + compact
+        starts = flat[C_START::COMPACT_FIELDS]  # of the compact spans
+        count = len(spans) + len(starts)
         shared = set(map(_shared_of, spans))
         kinds = set(flat[C_KIND::COMPACT_FIELDS])
         shared.update(span_kinds[kind][2] for kind in kinds)  # a few kinds
@@ -426,21 +426,19 @@ class HopChunkWriter:
         _close(data, shared, kinds, flat)
         # The latest span, and the latest root: of equal starts, the one added last
         # (compact spans count as added after the others).
-        latest = _latest(spans, flat, compact, roots=False)
+        latest = _latest(spans, flat, starts, roots=False)
         if latest is None:  # pragma: no cover - chunk_of asks for a span or more
             raise ValueError("a chunk holds one span or more")
-        root = _latest(spans, flat, compact, roots=True)
+        root = _latest(spans, flat, starts, roots=True)
         events = [
             *map(str, filter(None, map(dict.get, map(_attrs_of, spans), repeat(_EVENT_ID)))),
             *filter(None, flat[C_EVENT::COMPACT_FIELDS]),
         ]
-        starts = flat[C_START::COMPACT_FIELDS]
-        starts.extend(map(_start_of, spans))
         text = data.decode()
         return ChunkRow(
             count=count,
             size=ROW_OVERHEAD * count + len(text),
-            min_start=min(starts),
+            min_start=min(chain(starts, map(_start_of, spans))),
             max_start=latest[0],
             root_start=None if root is None else root[0],
             root_trace=None if root is None else root[1].hex(),
@@ -497,12 +495,13 @@ _span_encoder = msgspec.json.Encoder(enc_hook=str)
 
 
 def _latest(
-    spans: Sequence[HopSpan], flat: list[Any], compact: int, *, roots: bool
+    spans: Sequence[HopSpan], flat: list[Any], starts: list[int], *, roots: bool
 ) -> tuple[int, bytes] | None:
     """The start and trace of the latest span (or root) of a batch; ``None``: no root.
 
-    Of equal starts, the one added last, compact spans after the others. Runs in C
-    (``max``, ``map``, ``compress``): nothing per span in Python.
+    ``starts`` are the compact spans' (of ``flat``). Of equal starts, the one
+    added last, compact spans after the others. Runs in C (``max``, ``map``,
+    ``compress``): nothing per span in Python.
     """
     found: tuple[int, bytes] | None = None
     chosen: Sequence[HopSpan] = spans
@@ -511,9 +510,8 @@ def _latest(
     if chosen:
         span = max(reversed(chosen), key=_start_of)
         found = (span.start_ns, span.trace_id)
-    if compact:
-        starts = flat[C_START::COMPACT_FIELDS]
-        places: Iterable[int] = range(compact)
+    if starts:
+        places: Iterable[int] = range(len(starts))
         if roots:
             places = compress(places, map(operator.not_, flat[C_PARENT::COMPACT_FIELDS]))
         last = max(reversed(list(places)), key=starts.__getitem__, default=None)
